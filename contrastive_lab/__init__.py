@@ -1,0 +1,12 @@
+"""Contrastive Lab: the helper package behind the course notebooks.
+
+One module per idea, so a learner can guess where things live:
+
+    profiles   quick / full settings          device    device choice, seeding
+    data       datasets (offline and real)    augment   batched per-image augmentations
+    models     encoders, heads, embed         losses    contrastive losses
+    mining     triplet miners                 train     the one fit loop
+    evaluate   k-NN, Recall@K, probes         viz       plots
+    preflight  can this machine run it?       exercises self-checks for the notebooks
+"""
+__version__ = "0.1.0"

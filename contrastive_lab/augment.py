@@ -1,0 +1,245 @@
+"""Batched image augmentations with per-image random parameters.
+
+torchvision's v2 transforms applied to a batched tensor draw ONE set of random
+parameters for the whole batch (every image gets the same crop). Contrastive
+learning needs a different crop, colour and blur for every image, and looping
+over images in Python is slow. Here each augmentation draws its parameters as
+tensors of shape (N, …) and applies them in one vectorized call:
+
+- crops and flips are one affine warp per image (`affine_grid` + `grid_sample`);
+- colour jitter, grayscale and noise are per-image broadcasts;
+- blur is a grouped convolution with one Gaussian kernel per image.
+
+Everything runs on the device the batch lives on. Pass a `torch.Generator`
+on that device to make the draws repeat.
+
+    >>> cfg = AugmentConfig()
+    >>> g = torch.Generator().manual_seed(0)
+    >>> v1, v2 = two_views(images, cfg, generator=g)   # images (N, 3, H, W) in [0, 1]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations to apply, and how strongly.
+
+    crop_scale: range of the crop's area as a fraction of the image.
+    crop_ratio: range of the crop's aspect ratio (width / height).
+    flip_p: probability of a horizontal flip (0 for digits: a flip breaks them).
+    jitter_p: probability of colour jitter; brightness/contrast/saturation are
+        the maximum relative change, hue the maximum shift in turns (≤ 0.5).
+    grayscale_p: probability of turning the image gray.
+    blur_p, blur_sigma: probability and sigma range (pixels) of Gaussian blur.
+    noise_std: std of additive Gaussian noise (0 = none).
+    """
+
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.0
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    grayscale_p: float = 0.5
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 1.5)
+    noise_std: float = 0.0
+
+    def without(self, *groups: str) -> "AugmentConfig":
+        """A copy with whole groups switched off: "crop", "flip", "color", "blur", "noise".
+
+        `cfg.without("color")` keeps crops only; used by augmentation ablations.
+        """
+        off = {
+            "crop": {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0)},
+            "flip": {"flip_p": 0.0},
+            "color": {"jitter_p": 0.0, "grayscale_p": 0.0},
+            "blur": {"blur_p": 0.0},
+            "noise": {"noise_std": 0.0},
+        }
+        changes = {}
+        for group in groups:
+            if group not in off:
+                raise ValueError(f"unknown augmentation group {group!r}; one of {sorted(off)}")
+            changes.update(off[group])
+        from dataclasses import replace
+        return replace(self, **changes)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected images of shape (N, 3, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected float images in [0, 1], got dtype {x.dtype}")
+
+
+def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """n uniform draws in [0, 1) on x's device, float32."""
+    return torch.rand(n, generator=generator, device=x.device)
+
+
+def random_resized_crop(x: torch.Tensor, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
+                        flip_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Crop a random box from every image and resize it back to (H, W); optional flip.
+
+    x: (N, C, H, W). Each image gets its own box: area fraction uniform in
+    `scale`, log-aspect-ratio uniform in log(`ratio`), position uniform where
+    the box fits. Returns (N, C, H, W).
+    """
+    _check_images(x)
+    n = x.shape[0]
+    area = scale[0] + (scale[1] - scale[0]) * _rand(n, x, generator)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(n, x, generator)
+    aspect = torch.exp(log_r)
+    # box width / height as fractions of the image side, clipped to fit
+    w = torch.sqrt(area * aspect).clamp(max=1.0)
+    h = torch.sqrt(area / aspect).clamp(max=1.0)
+    cx = (1 - w) * (2 * _rand(n, x, generator) - 1)   # centre in [-1, 1] coords
+    cy = (1 - h) * (2 * _rand(n, x, generator) - 1)
+    flip = torch.where(_rand(n, x, generator) < flip_p, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) → (N, 1, H, W) luminance."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+    return (x * weights[None, :, None, None]).sum(1, keepdim=True)
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] → HSV with hue in [0, 1) turns."""
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    delta = maxc - minc
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    return torch.stack([h, s, maxc], 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of `rgb_to_hsv`: (N, 3, H, W) HSV → RGB."""
+    h, s, v = x.unbind(1)
+    i = torch.floor(h * 6.0)
+    f = h * 6.0 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.long() % 6
+    r = torch.stack([v, q, p, p, t, v], 1).gather(1, i.unsqueeze(1))
+    g = torch.stack([t, v, v, q, p, p], 1).gather(1, i.unsqueeze(1))
+    b = torch.stack([p, p, t, v, v, q], 1).gather(1, i.unsqueeze(1))
+    return torch.cat([r, g, b], 1)
+
+
+def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
+                 p: float = 0.8, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image random brightness, contrast, saturation and hue, each applied with probability p.
+
+    x: (N, 3, H, W) in [0, 1]. Factors are uniform in [1 − s, 1 + s]; the hue
+    shift is uniform in ±`hue` turns. Applied in that fixed order. Returns (N, 3, H, W).
+    """
+    _check_images(x)
+    n = x.shape[0]
+
+    def factor(strength):
+        return (1 + strength * (2 * _rand(n, x, generator) - 1))[:, None, None, None]
+
+    apply = (_rand(n, x, generator) < p)[:, None, None, None]
+    out = x
+    out = (out * factor(brightness)).clamp(0, 1)
+    mean = _gray(out).mean((2, 3), keepdim=True)
+    out = ((out - mean) * factor(contrast) + mean).clamp(0, 1)
+    if x.shape[1] == 3:
+        gray = _gray(out)
+        out = ((out - gray) * factor(saturation) + gray).clamp(0, 1)
+        if hue > 0:
+            shift = (hue * (2 * _rand(n, x, generator) - 1))[:, None, None]
+            hsv = rgb_to_hsv(out)
+            hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
+            out = hsv_to_rgb(hsv)
+    return torch.where(apply, out, x)
+
+
+def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Turn each image gray (keeping 3 channels) with probability p. (N, C, H, W) → same."""
+    _check_images(x)
+    apply = (_rand(x.shape[0], x, generator) < p)[:, None, None, None]
+    return torch.where(apply, _gray(x).expand_as(x), x)
+
+
+def gaussian_blur(x: torch.Tensor, sigma=(0.1, 1.5), p: float = 0.5,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blur each image with its own Gaussian (sigma uniform in `sigma`) with probability p.
+
+    One grouped convolution applies N different kernels. (N, C, H, W) → same.
+    """
+    _check_images(x)
+    n, c, h, w = x.shape
+    s = sigma[0] + (sigma[1] - sigma[0]) * _rand(n, x, generator)
+    radius = max(1, int(math.ceil(3 * sigma[1])))
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(taps[None] ** 2) / (2 * s[:, None] ** 2))
+    kernel = kernel / kernel.sum(1, keepdim=True)                 # (N, K)
+    kernel = kernel.repeat_interleave(c, 0)                      # (N*C, K)
+    flat = x.reshape(1, n * c, h, w)
+    flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
+    flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)  # vertical
+    flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)  # horizontal
+    blurred = flat.reshape(n, c, h, w)
+    apply = (_rand(n, x, generator) < p)[:, None, None, None]
+    return torch.where(apply, blurred, x)
+
+
+def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add N(0, std²) noise to every pixel and clip to [0, 1]."""
+    _check_images(x)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + std * noise).clamp(0, 1)
+
+
+def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Apply the whole pipeline of `config` to a batch, fresh parameters per image.
+
+    x: (N, C, H, W) float in [0, 1], on any device. Returns (N, C, H, W) in [0, 1].
+    """
+    _check_images(x)
+    out = x
+    if config.crop_scale != (1.0, 1.0) or config.crop_ratio != (1.0, 1.0) or config.flip_p > 0:
+        out = random_resized_crop(out, config.crop_scale, config.crop_ratio, config.flip_p, generator)
+    if config.jitter_p > 0:
+        out = color_jitter(out, config.brightness, config.contrast, config.saturation,
+                           config.hue, config.jitter_p, generator)
+    if config.grayscale_p > 0:
+        out = random_grayscale(out, config.grayscale_p, generator)
+    if config.blur_p > 0:
+        out = gaussian_blur(out, config.blur_sigma, config.blur_p, generator)
+    if config.noise_std > 0:
+        out = gaussian_noise(out, config.noise_std, generator)
+    return out.clamp(0, 1)
+
+
+def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independently augmented views of every image: the positive pairs of SimCLR.
+
+    x: (N, C, H, W). Returns (view1, view2), each (N, C, H, W); view1[i] and
+    view2[i] come from the same image.
+    """
+    return augment(x, config, generator), augment(x, config, generator)

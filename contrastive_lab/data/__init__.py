@@ -1,0 +1,79 @@
+"""Datasets for the course: offline sets that need no network, and real ones.
+
+    load_digits()                         scikit-learn's 8×8 digits (offline)
+    make_cluttered_digits(n, split, seed) harder 32×32 images built on them (offline)
+    load_real_dataset(name, train)        CIFAR-10, MNIST, Fashion-MNIST (download once)
+    load_image_dataset(profile)           what a profile trains on, with the offline fallback
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .cache import data_dir
+from .cluttered import make_cluttered_digits
+from .digits import load_digits
+from .pairs import (minibatches, pk_batches, positive_pairs_from_labels,
+                    random_triplets_from_labels, two_augmented_views)
+from .real import DatasetUnavailable, load_real_dataset
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+@dataclass
+class ImageDataset:
+    """Train and test images as float tensors in [0, 1] on the CPU.
+
+    train_x (N, C, H, W), train_y (N,), test_x (M, C, H, W), test_y (M,);
+    `name` says which dataset was really loaded (after any fallback).
+    """
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return (f"ImageDataset({self.name}: train {tuple(self.train_x.shape)}, "
+                f"test {tuple(self.test_x.shape)}, {len(self.classes)} classes)")
+
+
+def load_image_dataset(name: str = "cluttered_digits", n_train: int | None = None,
+                       n_test: int | None = None, seed: int = 0, download: bool = True) -> ImageDataset:
+    """Load an image dataset by name, falling back to cluttered digits without network.
+
+    name: "cluttered_digits", "cifar10", "mnist" or "fashion_mnist" (or pass
+    `profile.dataset`). n_train / n_test cap the sizes (the first images, after a
+    seeded shuffle; required for cluttered digits, which can be any size).
+    """
+    if name == "cluttered_digits":
+        return _cluttered(n_train or 5000, n_test or 1000, seed)
+    try:
+        tr_x, tr_y = load_real_dataset(name, train=True, download=download)
+        te_x, te_y = load_real_dataset(name, train=False, download=download)
+    except DatasetUnavailable as exc:
+        print(f"{exc} -> using the offline cluttered digits instead.")
+        return _cluttered(n_train or 5000, n_test or 1000, seed)
+    g = torch.Generator().manual_seed(seed)
+    tr = torch.randperm(len(tr_y), generator=g)[:n_train]
+    te = torch.randperm(len(te_y), generator=g)[:n_test]
+    classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(10))
+    return ImageDataset(name, tr_x[tr].float() / 255, tr_y[tr], te_x[te].float() / 255, te_y[te], classes)
+
+
+def _cluttered(n_train: int, n_test: int, seed: int) -> ImageDataset:
+    tr_x, tr_y = make_cluttered_digits(n_train, "train", seed)
+    te_x, te_y = make_cluttered_digits(n_test, "test", seed)
+    return ImageDataset("cluttered_digits", tr_x, tr_y, te_x, te_y, tuple(str(i) for i in range(10)))
+
+
+__all__ = [
+    "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
+    "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
+    "pk_batches", "positive_pairs_from_labels", "random_triplets_from_labels",
+    "two_augmented_views",
+]

@@ -1,0 +1,91 @@
+"""Batches, positives and triplets built from a labelled set.
+
+    minibatches(n, batch_size, generator)      shuffled index batches for one epoch
+    pk_batches(labels, p, k, generator)        P classes × K samples per batch (for mining)
+    positive_pairs_from_labels(labels, ...)    (i, j) pairs with the same label
+    random_triplets_from_labels(labels, ...)   (anchor, positive, negative) indices
+    two_augmented_views(x, config, generator)  SimCLR's positives: two views per image
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from ..augment import AugmentConfig, two_views
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None,
+                drop_last: bool = True) -> Iterator[torch.Tensor]:
+    """Yield shuffled index tensors (batch_size,) covering range(n) once."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = torch.randperm(n, generator=generator)
+    stop = n - n % batch_size if drop_last else n
+    if stop == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n}); lower it")
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def pk_batches(labels: torch.Tensor, p: int, k: int, generator: torch.Generator | None = None,
+               n_batches: int | None = None) -> Iterator[torch.Tensor]:
+    """Yield index batches of P random classes × K random samples each (P·K indices).
+
+    Every anchor then has K − 1 positives and (P − 1)·K negatives in its batch.
+    n_batches defaults to about one pass over the data.
+    """
+    classes = labels.unique()
+    if p > len(classes):
+        raise ValueError(f"p={p} classes asked for, but labels hold only {len(classes)}")
+    if k < 2:
+        raise ValueError(f"k must be ≥ 2 so every anchor has a positive, got {k}")
+    by_class = [(labels == c).nonzero().flatten() for c in classes]
+    n_batches = n_batches or max(1, len(labels) // (p * k))
+    for _ in range(n_batches):
+        chosen = torch.randperm(len(classes), generator=generator)[:p]
+        batch = []
+        for c in chosen.tolist():
+            members = by_class[c]
+            pick = torch.randint(len(members), (k,), generator=generator)
+            batch.append(members[pick])
+        yield torch.cat(batch)
+
+
+def positive_pairs_from_labels(labels: torch.Tensor, n_pairs: int,
+                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_pairs random (i, j), i ≠ j, with labels[i] == labels[j]. Returns two (n_pairs,) tensors."""
+    i = torch.randint(len(labels), (n_pairs,), generator=generator)
+    j = _draw_where(labels, labels[i], same=True, exclude=i, generator=generator)
+    return i, j
+
+
+def random_triplets_from_labels(labels: torch.Tensor, n_triplets: int,
+                                generator: torch.Generator | None = None):
+    """n_triplets random (anchor, positive, negative) index triples over the whole set."""
+    a, p = positive_pairs_from_labels(labels, n_triplets, generator)
+    n = _draw_where(labels, labels[a], same=False, exclude=a, generator=generator)
+    return a, p, n
+
+
+def _draw_where(labels, wanted, same: bool, exclude, generator):
+    """For each wanted label, a random index whose label is (same) / is not (not same) it."""
+    out = torch.empty_like(wanted)
+    for c in wanted.unique().tolist():
+        rows = (wanted == c).nonzero().flatten()
+        pool = ((labels == c) if same else (labels != c)).nonzero().flatten()
+        if len(pool) < (2 if same else 1):
+            raise ValueError(f"label {c} has no {'positive' if same else 'negative'} to draw")
+        pick = pool[torch.randint(len(pool), (len(rows),), generator=generator)]
+        clash = pick == exclude[rows]
+        while clash.any():                      # redraw the few self-pairs
+            pick[clash] = pool[torch.randint(len(pool), (int(clash.sum()),), generator=generator)]
+            clash = pick == exclude[rows]
+        out[rows] = pick
+    return out
+
+
+def two_augmented_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
+                        generator: torch.Generator | None = None):
+    """Two augmented views of each image of x (N, C, H, W): SimCLR's positive pairs."""
+    return two_views(x, config, generator)

@@ -1,0 +1,165 @@
+"""How good is an embedding? Measured, not asserted.
+
+    knn_accuracy(train_emb, train_labels, test_emb, test_labels, k)   cosine k-NN vote
+    recall_at_k(query_emb, query_labels, gallery_emb, gallery_labels, k)
+    linear_probe(backbone, train_x, train_y, test_x, test_y)          frozen features + logistic regression
+    alignment(z1, z2), uniformity(z)                                  Wang & Isola 2020
+    raw_pixel_features(x)                                             the baseline that bites
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .validate import check_labels, check_matrix, check_same_shape, check_unit_norm
+
+
+def _check_embedding_set(emb, labels, name):
+    check_matrix(emb, f"{name}_emb")
+    check_labels(labels, emb.shape[0], f"{name}_labels")
+
+
+def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
+                 test_emb: torch.Tensor, test_labels: torch.Tensor, k: int = 20,
+                 chunk: int = 1024) -> float:
+    """Fraction of test points whose k nearest training points (cosine) vote their label.
+
+    Args:
+        train_emb (N, D), train_labels (N,); test_emb (M, D), test_labels (M,).
+        k: neighbours that vote, 1 ≤ k ≤ N. Each neighbour has one vote; a tie
+           goes to the tied class with the larger summed similarity.
+    Returns a float in [0, 1].
+    """
+    _check_embedding_set(train_emb, train_labels, "train")
+    _check_embedding_set(test_emb, test_labels, "test")
+    if train_emb.shape[1] != test_emb.shape[1]:
+        raise ValueError(f"train and test embeddings differ in dimension: "
+                         f"{train_emb.shape[1]} vs {test_emb.shape[1]}")
+    if not 1 <= k <= train_emb.shape[0]:
+        raise ValueError(f"k must be between 1 and the number of training points "
+                         f"({train_emb.shape[0]}), got {k}")
+    train = F.normalize(train_emb.float(), dim=1)
+    test = F.normalize(test_emb.float(), dim=1)
+    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    correct = 0
+    for start in range(0, len(test), chunk):
+        sim = test[start:start + chunk] @ train.T                 # (m, N)
+        top_sim, top_idx = sim.topk(k, dim=1)
+        votes = F.one_hot(train_labels[top_idx], n_classes).float()   # (m, k, C)
+        score = votes.sum(1) + 1e-3 * (votes * top_sim.unsqueeze(-1)).sum(1) / k
+        pred = score.argmax(1)
+        correct += (pred == test_labels[start:start + chunk]).sum().item()
+    return correct / len(test)
+
+
+def recall_at_k(query_emb: torch.Tensor, query_labels: torch.Tensor,
+                gallery_emb: torch.Tensor, gallery_labels: torch.Tensor,
+                k: int | list[int] = 1, exclude_self: bool = False):
+    """Recall@K: fraction of queries with at least one same-label item among their top K.
+
+    Args:
+        query_emb (Q, D), query_labels (Q,); gallery_emb (G, D), gallery_labels (G,).
+        k: an int, or a list of ints (then a dict {k: recall} is returned).
+        exclude_self: set True when the gallery is the query set itself, so
+            that a query does not find itself (row i of both must be the same item).
+    """
+    _check_embedding_set(query_emb, query_labels, "query")
+    _check_embedding_set(gallery_emb, gallery_labels, "gallery")
+    ks = [k] if isinstance(k, int) else list(k)
+    limit = gallery_emb.shape[0] - int(exclude_self)
+    for kk in ks:
+        if not 1 <= kk <= limit:
+            raise ValueError(f"k must be between 1 and {limit} (gallery size), got {kk}")
+    sim = F.normalize(query_emb.float(), dim=1) @ F.normalize(gallery_emb.float(), dim=1).T
+    if exclude_self:
+        if query_emb.shape[0] != gallery_emb.shape[0]:
+            raise ValueError("exclude_self needs the query and gallery to be the same set")
+        sim.fill_diagonal_(-torch.inf)
+    top = sim.topk(max(ks), dim=1).indices
+    hit = gallery_labels[top] == query_labels[:, None]           # (Q, maxK)
+    result = {kk: hit[:, :kk].any(1).float().mean().item() for kk in ks}
+    return result[ks[0]] if isinstance(k, int) else result
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
+    """Mean ‖z1_i − z2_i‖^alpha over positive pairs (lower = positives closer).
+
+    z1, z2: (N, D), rows L2-normalized. Range [0, 2^alpha]; 0 when every pair coincides.
+    """
+    check_same_shape(z1, z2, "z1", "z2")
+    check_unit_norm(z1, "z1")
+    check_unit_norm(z2, "z2")
+    return (z1 - z2).norm(dim=1).pow(alpha).mean().item()
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """log mean_{i<j} exp(−t ‖z_i − z_j‖²): how evenly z covers the sphere (lower = more uniform).
+
+    z: (N, D), N ≥ 2, rows L2-normalized. 0 when every point is the same (collapse);
+    about −t·2 = −4 for points spread uniformly on a high-dimensional sphere.
+    """
+    check_matrix(z, "z")
+    check_unit_norm(z, "z")
+    if z.shape[0] < 2:
+        raise ValueError("uniformity needs at least 2 points")
+    sq = torch.pdist(z.float(), p=2).pow(2)
+    return torch.logsumexp(-t * sq, dim=0).item() - torch.log(torch.tensor(float(sq.numel()))).item()
+
+
+def raw_pixel_features(x: torch.Tensor) -> torch.Tensor:
+    """Images (N, C, H, W) → (N, C·H·W) flattened pixels, centred per image. The baseline."""
+    flat = x.flatten(1).float()
+    return flat - flat.mean(1, keepdim=True)
+
+
+def _fingerprint(module: nn.Module) -> str:
+    h = hashlib.sha1()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def linear_probe(backbone: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
+                 test_x: torch.Tensor, test_y: torch.Tensor, epochs: int = 100,
+                 lr: float = 0.05, weight_decay: float = 1e-4, batch_size: int = 512) -> float:
+    """Accuracy of a linear classifier trained on FROZEN backbone features.
+
+    Features are computed once in eval mode without gradient and standardized;
+    a logistic regression (full-batch Adam, `epochs` steps) is fitted on them.
+    Raises RuntimeError if the backbone's weights or buffers changed — a
+    probe that trains its backbone is fine-tuning, not probing.
+
+    train_x (N, C, H, W), train_y (N,); test_x (M, C, H, W), test_y (M,). Returns test accuracy.
+    """
+    from .models import embed
+
+    before = _fingerprint(backbone)
+    train_f = embed(backbone, train_x, batch_size=batch_size, normalize=False)
+    test_f = embed(backbone, test_x, batch_size=batch_size, normalize=False)
+    if _fingerprint(backbone) != before:
+        raise RuntimeError("the backbone changed during the linear probe; it must stay frozen")
+    return linear_probe_features(train_f, train_y, test_f, test_y, epochs, lr, weight_decay)
+
+
+def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
+                          test_y: torch.Tensor, epochs: int = 100, lr: float = 0.05,
+                          weight_decay: float = 1e-4) -> float:
+    """Logistic regression on fixed features (N, D) → test accuracy. Used by `linear_probe`."""
+    _check_embedding_set(train_f, train_y, "train")
+    _check_embedding_set(test_f, test_y, "test")
+    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
+    tr, te = (train_f - mean) / std, (test_f - mean) / std
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    clf = nn.Linear(tr.shape[1], n_classes)
+    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            opt.zero_grad()
+            F.cross_entropy(clf(tr), train_y).backward()
+            opt.step()
+    with torch.no_grad():
+        return (clf(te).argmax(1) == test_y).float().mean().item()

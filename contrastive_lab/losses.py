@@ -1,0 +1,219 @@
+"""Contrastive losses, each a plain function of tensors.
+
+Distances and similarities:
+    cosine_similarity_matrix(a, b)        (N, D), (M, D) → (N, M)
+    pairwise_distance(a, b, distance)     "cosine" (1 − cos) or "euclidean"
+Losses with a margin (notebook 02):
+    contrastive_loss(z1, z2, same, margin)          Hadsell, Chopra & LeCun 2006
+    triplet_loss(anchor, positive, negative, margin) Schroff et al. 2015 (FaceNet)
+Losses with a temperature (notebooks 03 onwards):
+    info_nce(query, positive_key, negative_keys, temperature)  van den Oord et al. 2018
+    nt_xent(z1, z2, temperature)                    Chen et al. 2020 (SimCLR)
+    supcon_loss(features, labels, temperature)      Khosla et al. 2020
+    clip_loss(image_emb, text_emb, logit_scale)     Radford et al. 2021
+
+Every loss returns a scalar: the mean over the batch. Temperature losses
+L2-normalize their inputs themselves and compute in float32 with logsumexp,
+so they stay stable under bf16 autocast.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .validate import (check_labels, check_matrix, check_non_negative, check_positive,
+                       check_same_shape)
+
+DISTANCES = ("cosine", "euclidean")
+
+
+def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """cos(a_i, b_j) for every pair. a (N, D), b (M, D) (default: a) → (N, M) in [−1, 1]."""
+    check_matrix(a, "a")
+    b = a if b is None else b
+    check_matrix(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b need the same dimension D, got {a.shape[1]} and {b.shape[1]}")
+    return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+
+
+def pairwise_distance(a: torch.Tensor, b: torch.Tensor | None = None,
+                      distance: str = "cosine") -> torch.Tensor:
+    """Distance between every a_i and b_j: (N, D), (M, D) → (N, M).
+
+    "cosine": 1 − cos(a_i, b_j), in [0, 2]. "euclidean": ‖a_i − b_j‖.
+    """
+    b = a if b is None else b
+    if distance == "cosine":
+        return 1.0 - cosine_similarity_matrix(a, b)
+    if distance == "euclidean":
+        check_matrix(a, "a")
+        check_matrix(b, "b")
+        sq = (a * a).sum(1, keepdim=True) - 2 * a @ b.T + (b * b).sum(1)
+        return sq.clamp_min(1e-12).sqrt()
+    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+
+
+def paired_distance(a: torch.Tensor, b: torch.Tensor, distance: str = "cosine") -> torch.Tensor:
+    """Distance between matching rows: a (N, D), b (N, D) → (N,)."""
+    if distance == "cosine":
+        return 1.0 - F.cosine_similarity(a, b, dim=1)
+    if distance == "euclidean":
+        return ((a - b) ** 2).sum(1).clamp_min(1e-12).sqrt()
+    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+
+
+def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor,
+                     margin: float = 1.0, distance: str = "euclidean") -> torch.Tensor:
+    """Pairwise contrastive (margin) loss.
+
+    For each pair i with distance d_i:
+        same pair:      d_i²
+        different pair: max(0, margin − d_i)²
+    and the loss is the mean over the N pairs.
+
+    Args:
+        z1, z2: (N, D) embeddings of the two sides of each pair.
+        same: (N,) bool or 0/1: whether pair i is a positive pair.
+        margin: how far apart different pairs are pushed (≥ 0).
+        distance: "euclidean" or "cosine".
+    """
+    check_same_shape(z1, z2, "z1", "z2")
+    check_labels(same, z1.shape[0], "same")
+    check_non_negative(margin, "margin")
+    d = paired_distance(z1, z2, distance)
+    same = same.to(d.dtype)
+    return (same * d ** 2 + (1 - same) * F.relu(margin - d) ** 2).mean()
+
+
+def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
+                 margin: float = 0.2, distance: str = "cosine") -> torch.Tensor:
+    """Triplet margin loss, mean over the batch.
+
+        loss_i = max(0, d(a_i, p_i) − d(a_i, n_i) + margin)
+
+    Args:
+        anchor, positive, negative: (N, D) each; row i is one triplet.
+        margin: required gap between the negative and positive distance (≥ 0).
+        distance: "cosine" (1 − cos) or "euclidean".
+
+    Which triplets to feed is the miner's job (`contrastive_lab.mining`).
+    """
+    check_same_shape(anchor, positive, "anchor", "positive")
+    check_same_shape(anchor, negative, "anchor", "negative")
+    check_non_negative(margin, "margin")
+    d_ap = paired_distance(anchor, positive, distance)
+    d_an = paired_distance(anchor, negative, distance)
+    return F.relu(d_ap - d_an + margin).mean()
+
+
+def info_nce(query: torch.Tensor, positive_key: torch.Tensor,
+             negative_keys: torch.Tensor | None = None, temperature: float = 0.1) -> torch.Tensor:
+    """InfoNCE: a softmax cross-entropy that picks each query's positive among negatives.
+
+    With s(u, v) = cos(u, v) / temperature,
+        loss_i = −log  exp(s(q_i, k⁺_i)) / (exp(s(q_i, k⁺_i)) + Σ_neg exp(s(q_i, k⁻)))
+
+    Args:
+        query: (N, D).
+        positive_key: (N, D); row i is the positive of query i.
+        negative_keys: None → in-batch negatives: the other rows of positive_key
+            (logits are the N×N matrix, the diagonal is the target).
+            (M, D) → explicit negatives shared by every query (a MoCo queue).
+        temperature: > 0. Smaller sharpens the softmax onto the hardest negatives.
+
+    Returns the mean over the N queries. At random init (all similarities ≈ 0)
+    it is ≈ ln(number of candidates): ln N in-batch, ln(M + 1) with explicit negatives.
+    """
+    check_same_shape(query, positive_key, "query", "positive_key")
+    check_positive(temperature, "temperature")
+    q = F.normalize(query.float(), dim=1)
+    k = F.normalize(positive_key.float(), dim=1)
+    if negative_keys is None:
+        logits = q @ k.T / temperature                          # (N, N), positives on the diagonal
+        target = torch.arange(q.shape[0], device=q.device)
+    else:
+        check_matrix(negative_keys, "negative_keys")
+        if negative_keys.shape[1] != q.shape[1]:
+            raise ValueError(f"negative_keys must have dimension D={q.shape[1]}, "
+                             f"got shape {tuple(negative_keys.shape)}")
+        neg = F.normalize(negative_keys.float(), dim=1)
+        pos_logit = (q * k).sum(1, keepdim=True)                # (N, 1)
+        logits = torch.cat([pos_logit, q @ neg.T], 1) / temperature   # (N, 1 + M)
+        target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, target)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent, SimCLR's loss over 2N views.
+
+    z1[i] and z2[i] are two views of image i. Each of the 2N views has one
+    positive (its twin) and 2N − 2 negatives (every other view); its own
+    similarity is masked out. The loss is the mean over all 2N views; at
+    random init it is ≈ ln(2N − 1).
+
+    Args:
+        z1, z2: (N, D) each, N ≥ 2.
+        temperature: > 0.
+    """
+    check_same_shape(z1, z2, "z1", "z2")
+    check_positive(temperature, "temperature")
+    n = z1.shape[0]
+    if n < 2:
+        raise ValueError("nt_xent needs at least 2 images (N ≥ 2) so that negatives exist")
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)     # (2N, D)
+    logits = z @ z.T / temperature                          # (2N, 2N)
+    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, target)
+
+
+def supcon_loss(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, the L_out form).
+
+    Every other sample with the same label is a positive:
+        loss_i = −1/|P(i)| Σ_{p∈P(i)} log  exp(s_ip) / Σ_{a≠i} exp(s_ia)
+    with s = cos / temperature. Anchors without any positive are skipped.
+
+    Args:
+        features: (N, D) (for two views, concatenate them and repeat the labels).
+        labels: (N,) integer class labels.
+        temperature: > 0.
+    """
+    check_matrix(features, "features")
+    check_labels(labels, features.shape[0])
+    check_positive(temperature, "temperature")
+    z = F.normalize(features.float(), dim=1)
+    n = z.shape[0]
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    n_pos = positive.sum(1)
+    has_pos = n_pos > 0
+    if not has_pos.any():
+        raise ValueError("supcon_loss: no sample has a positive (every label is unique in the batch)")
+    pos_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(1)
+    return -(pos_log_prob[has_pos] / n_pos[has_pos]).mean()
+
+
+def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE over an image–text batch.
+
+    logits = logit_scale · cos(image_i, text_j)  (N, N); pair i is (image_i, text_i).
+    loss = ½ [CE(logits, diag) + CE(logitsᵀ, diag)]: image→text and text→image.
+
+    Args:
+        image_emb, text_emb: (N, D) each.
+        logit_scale: the multiplier itself (= 1 / temperature), a positive float
+            or 0-dim tensor; CLIP learns log(scale), starts at 1/0.07 and clamps at 100.
+    """
+    check_same_shape(image_emb, text_emb, "image_emb", "text_emb")
+    check_positive(logit_scale, "logit_scale")
+    img = F.normalize(image_emb.float(), dim=1)
+    txt = F.normalize(text_emb.float(), dim=1)
+    logits = logit_scale * img @ txt.T
+    target = torch.arange(img.shape[0], device=img.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

@@ -1,0 +1,59 @@
+"""Input checks shared by losses, miners and metrics.
+
+Each raises an error that names the problem and the fix, so a learner sees
+"expected z1 and z2 of the same shape (N, D), got (8, 128) and (8, 64)" at the
+call instead of a NaN a thousand steps later.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_matrix(x: torch.Tensor, name: str) -> None:
+    """x must be a non-empty, finite (N, D) tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"expected {name} of shape (N, D), got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); need at least one row and column")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf; check the model output and learning rate")
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    check_matrix(a, name_a)
+    check_matrix(b, name_b)
+    if a.shape != b.shape:
+        raise ValueError(f"expected {name_a} and {name_b} of the same shape (N, D), "
+                         f"got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_labels(labels: torch.Tensor, n: int, name: str = "labels") -> None:
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != n:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"expected {name} of shape ({n},), got {shape}")
+
+
+def check_positive(value: float, name: str) -> None:
+    if isinstance(value, torch.Tensor):
+        value = float(value.detach())
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be > 0 and finite, got {value}")
+
+
+def check_non_negative(value: float, name: str) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def check_unit_norm(x: torch.Tensor, name: str, atol: float = 1e-3) -> None:
+    """Rows of x must have length 1 (call F.normalize(x, dim=1) first)."""
+    norms = x.float().norm(dim=1)
+    worst = (norms - 1).abs().max().item()
+    if worst > atol:
+        raise ValueError(f"{name} must be L2-normalized (rows of length 1); a row has length "
+                         f"{norms[(norms - 1).abs().argmax()].item():.3f}. "
+                         f"Use torch.nn.functional.normalize({name}, dim=1)")
