@@ -120,60 +120,62 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return (x * weights[None, :, None, None]).sum(1, keepdim=True)
 
 
-def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) RGB in [0, 1] → HSV with hue in [0, 1) turns."""
-    r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
-    delta = maxc - minc
-    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
-    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
-    return torch.stack([h, s, maxc], 1)
+# RGB -> YIQ: Y is brightness, (I, Q) the colour plane. Rotating (I, Q) shifts the hue.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                            [0.596, -0.274, -0.322],
+                            [0.211, -0.523, 0.312]])
 
 
-def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_hsv`: (N, 3, H, W) HSV → RGB."""
-    h, s, v = x.unbind(1)
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    i = i.long() % 6
-    r = torch.stack([v, q, p, p, t, v], 1).gather(1, i.unsqueeze(1))
-    g = torch.stack([t, v, v, q, p, p], 1).gather(1, i.unsqueeze(1))
-    b = torch.stack([p, p, t, v, v, q], 1).gather(1, i.unsqueeze(1))
-    return torch.cat([r, g, b], 1)
+def hue_rotation_matrices(turns: torch.Tensor) -> torch.Tensor:
+    """(N,) hue shifts in turns → (N, 3, 3) RGB matrices that rotate the hue.
+
+    The rotation happens in YIQ space, so brightness (Y) is kept. This linear
+    form is a close, much faster stand-in for shifting H in HSV.
+    """
+    to_yiq = _RGB_TO_YIQ.to(turns.device, turns.dtype)
+    angle = 2 * math.pi * turns
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = torch.zeros(len(turns), 3, 3, device=turns.device, dtype=turns.dtype)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
+    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
+    return torch.linalg.inv(to_yiq) @ rot @ to_yiq
 
 
 def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
                  p: float = 0.8, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image random brightness, contrast, saturation and hue, each applied with probability p.
+    """Per-image random brightness, contrast, saturation and hue, applied with probability p.
 
-    x: (N, 3, H, W) in [0, 1]. Factors are uniform in [1 − s, 1 + s]; the hue
-    shift is uniform in ±`hue` turns. Applied in that fixed order. Returns (N, 3, H, W).
+    x: (N, 3, H, W) in [0, 1] (1-channel images get brightness and contrast only).
+    Factors are uniform in [1 − s, 1 + s]; the hue shift is uniform in ±`hue`
+    turns (a rotation in YIQ colour space). Applied in that order.
+
+    All four are linear in the pixel colour, so each image gets ONE 3×3 colour
+    matrix and one offset:  out = Hue · Sat · (c·b) · x + (1 − c) · b · mean_gray(x),
+    clipped to [0, 1] once at the end (torchvision clips after every step, which
+    differs only where a step overshoots). Returns (N, C, H, W).
     """
     _check_images(x)
-    n = x.shape[0]
+    n, c = x.shape[:2]
 
     def factor(strength):
-        return (1 + strength * (2 * _rand(n, x, generator) - 1))[:, None, None, None]
+        return 1 + strength * (2 * _rand(n, x, generator) - 1)
 
-    apply = (_rand(n, x, generator) < p)[:, None, None, None]
-    out = x
-    out = (out * factor(brightness)).clamp(0, 1)
-    mean = _gray(out).mean((2, 3), keepdim=True)
-    out = ((out - mean) * factor(contrast) + mean).clamp(0, 1)
-    if x.shape[1] == 3:
-        gray = _gray(out)
-        out = ((out - gray) * factor(saturation) + gray).clamp(0, 1)
+    b, k = factor(brightness), factor(contrast)
+    apply = _rand(n, x, generator) < p
+    eye = torch.eye(c, device=x.device, dtype=x.dtype).expand(n, c, c)
+    matrix = (b * k)[:, None, None] * eye                                  # (N, C, C)
+    if c == 3:
+        s = factor(saturation)[:, None, None]
+        to_gray = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+        sat = s * eye + (1 - s) * to_gray.expand(n, 1, 3).expand(n, 3, 3)   # rows: s·e_i + (1−s)·w
+        matrix = sat @ matrix
         if hue > 0:
-            shift = (hue * (2 * _rand(n, x, generator) - 1))[:, None, None]
-            hsv = rgb_to_hsv(out)
-            hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
-            out = hsv_to_rgb(hsv)
-    return torch.where(apply, out, x)
+            matrix = hue_rotation_matrices(hue * (2 * _rand(n, x, generator) - 1)).to(x.dtype) @ matrix
+    mean_gray = (_gray(x) if c == 3 else x).mean((1, 2, 3))                 # (N,)
+    offset = ((1 - k) * b * mean_gray)[:, None, None, None]
+    out = (torch.bmm(matrix, x.flatten(2)).view_as(x) + offset).clamp(0, 1)
+    return torch.where(apply[:, None, None, None], out, x)
 
 
 def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,0 +1,128 @@
+"""Metrics against values worked out by hand, and their bad-input errors."""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from contrastive_lab.evaluate import (alignment, knn_accuracy, linear_probe, linear_probe_features,
+                                      raw_pixel_features, recall_at_k, uniformity)
+
+
+def unit(deg):
+    r = math.radians(deg)
+    return [math.cos(r), math.sin(r)]
+
+
+def test_knn_accuracy_by_hand():
+    # class 0 around 0°, class 1 around 180°
+    train = torch.tensor([unit(0), unit(10), unit(-10), unit(180), unit(170)])
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    test = torch.tensor([unit(5), unit(175), unit(100)])
+    # 1-NN: 5° → 0°/10° class 0; 175° → class 1; 100° → nearest 170° (70° away) → class 1
+    assert knn_accuracy(train, labels, test, torch.tensor([0, 1, 1]), k=1) == pytest.approx(1.0)
+    # 5-NN votes over all points: 3 × class 0 beat 2 × class 1 for every query
+    assert knn_accuracy(train, labels, test, torch.tensor([0, 1, 1]), k=5) == pytest.approx(1 / 3)
+
+
+def test_knn_tie_goes_to_the_more_similar_class():
+    train = torch.tensor([unit(0), unit(90)])
+    labels = torch.tensor([0, 1])
+    assert knn_accuracy(train, labels, torch.tensor([unit(30)]), torch.tensor([0]), k=2) == 1.0
+    assert knn_accuracy(train, labels, torch.tensor([unit(60)]), torch.tensor([1]), k=2) == 1.0
+
+
+def test_knn_is_cosine_so_scale_does_not_matter():
+    train, test = torch.randn(50, 8), torch.randn(20, 8)
+    ytr, yte = torch.randint(0, 3, (50,)), torch.randint(0, 3, (20,))
+    assert knn_accuracy(train, ytr, test, yte, 5) == knn_accuracy(7 * train, ytr, 0.1 * test, yte, 5)
+
+
+def test_recall_at_k_by_hand():
+    gallery = torch.tensor([unit(0), unit(90), unit(180)])
+    g_labels = torch.tensor([0, 1, 0])
+    queries = torch.tensor([unit(80), unit(100)])
+    q_labels = torch.tensor([0, 1])
+    # query 0 (label 0): ranking 90°(1), 0°(0) → miss@1, hit@2; query 1 (label 1): hit@1
+    assert recall_at_k(queries, q_labels, gallery, g_labels, [1, 2]) == {1: 0.5, 2: 1.0}
+    assert recall_at_k(queries, q_labels, gallery, g_labels, 1) == 0.5
+
+
+def test_recall_exclude_self():
+    z = torch.tensor([unit(0), unit(5), unit(90)])
+    y = torch.tensor([0, 1, 1])
+    # without exclusion every point finds itself; with it, point 0 finds 5° (label 1): miss
+    assert recall_at_k(z, y, z, y, 1) == 1.0
+    assert recall_at_k(z, y, z, y, 1, exclude_self=True) == pytest.approx(1 / 3)
+
+
+def test_alignment_and_uniformity_by_hand():
+    z1 = torch.tensor([unit(0), unit(90)])
+    z2 = torch.tensor([unit(0), unit(270)])
+    # distances 0 and 2 → mean of squares = (0 + 4) / 2
+    assert alignment(z1, z2) == pytest.approx(2.0, abs=1e-5)
+    # two antipodal points: ‖a − b‖² = 4 → log e^(−2·4) = −8
+    assert uniformity(torch.tensor([unit(0), unit(180)])) == pytest.approx(-8.0, abs=1e-4)
+    # collapsed points: every distance 0 → log 1 = 0
+    assert uniformity(torch.tensor([unit(30)] * 5)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_uniformity_prefers_spread_points():
+    spread = torch.tensor([unit(a) for a in range(0, 360, 30)])
+    bunched = torch.tensor([unit(a) for a in range(0, 36, 3)])
+    assert uniformity(spread) < uniformity(bunched)
+
+
+def test_non_normalized_vectors_are_refused():
+    with pytest.raises(ValueError, match="must be L2-normalized"):
+        uniformity(torch.tensor([[3.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="must be L2-normalized"):
+        alignment(torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]]))
+
+
+def test_metric_bad_input_is_named():
+    with pytest.raises(ValueError, match="k must be between 1 and"):
+        knn_accuracy(torch.randn(3, 2), torch.zeros(3, dtype=torch.long), torch.randn(1, 2),
+                     torch.zeros(1, dtype=torch.long), k=4)
+    with pytest.raises(ValueError, match=r"train_labels of shape \(3,\)"):
+        knn_accuracy(torch.randn(3, 2), torch.zeros(2, dtype=torch.long), torch.randn(1, 2),
+                     torch.zeros(1, dtype=torch.long), k=1)
+    with pytest.raises(ValueError, match="differ in dimension"):
+        knn_accuracy(torch.randn(3, 2), torch.zeros(3, dtype=torch.long), torch.randn(1, 4),
+                     torch.zeros(1, dtype=torch.long), k=1)
+
+
+def test_linear_probe_learns_separable_features():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (200,), generator=g)
+    f = torch.randn(200, 5, generator=g) + 3 * y[:, None].float()
+    assert linear_probe_features(f[:150], y[:150], f[150:], y[150:]) > 0.95
+
+
+class Drifting(nn.Module):
+    """A 'frozen' model whose BatchNorm statistics would change in train mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.net[1].bias.add_(1.0)          # a bug: the model edits itself
+        return self.net(x)
+
+
+def test_linear_probe_keeps_the_backbone_frozen():
+    x, y = torch.rand(20, 3, 2, 2), torch.arange(20) % 2
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    linear_probe(model, x, y, x, y, epochs=5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(RuntimeError, match="must stay frozen"):
+        linear_probe(Drifting(), x, y, x, y, epochs=5)
+
+
+def test_raw_pixel_features_flatten_and_centre():
+    f = raw_pixel_features(torch.rand(4, 3, 2, 2))
+    assert f.shape == (4, 12)
+    torch.testing.assert_close(f.mean(1), torch.zeros(4), atol=1e-6, rtol=0)
