@@ -163,3 +163,13 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
             opt.step()
     with torch.no_grad():
         return (clf(te).argmax(1) == test_y).float().mean().item()
+
+
+def knn_monitor(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
+                test_x: torch.Tensor, test_y: torch.Tensor, k: int = 20, name: str = "knn"):
+    """A () → {name: k-NN accuracy} function for `fit(evaluate=...)`: embeds both sets
+    with the encoder as it is at that moment and scores the test set."""
+    def evaluate() -> dict[str, float]:
+        from .models import embed
+        return {name: knn_accuracy(embed(encoder, train_x), train_y, embed(encoder, test_x), test_y, k)}
+    return evaluate
