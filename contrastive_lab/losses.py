@@ -11,6 +11,9 @@ Losses with a temperature (notebooks 03 onwards):
     nt_xent(z1, z2, temperature)                    Chen et al. 2020 (SimCLR)
     supcon_loss(features, labels, temperature)      Khosla et al. 2020
     clip_loss(image_emb, text_emb, logit_scale)     Radford et al. 2021
+Losses without negatives (notebook 07):
+    negative_cosine(prediction, target)             BYOL / SimSiam
+    vicreg_loss(z1, z2, ...)                        Bardes et al. 2022
 
 Every loss returns a scalar: the mean over the batch. Temperature losses
 L2-normalize their inputs themselves and compute in float32 with logsumexp,
@@ -217,3 +220,50 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
     logits = logit_scale * img @ txt.T
     target = torch.arange(img.shape[0], device=img.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BYOL / SimSiam regression loss: 2 − 2·cos(prediction_i, target_i), mean over rows.
+
+    prediction, target: (N, D). The loss is 0 when every pair points the same
+    way, 4 when opposite. It has no negatives: nothing in it stops every input
+    from mapping to one point — the methods' asymmetry (predictor, stop-gradient,
+    EMA target) is what prevents collapse. Detach `target` yourself where the
+    method stops its gradient.
+    """
+    check_same_shape(prediction, target, "prediction", "target")
+    return (2 - 2 * F.cosine_similarity(prediction.float(), target.float(), dim=1)).mean()
+
+
+def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 25.0,
+                variance_weight: float = 25.0, covariance_weight: float = 1.0,
+                gamma: float = 1.0, eps: float = 1e-4) -> tuple[torch.Tensor, dict[str, float]]:
+    """VICReg (Bardes, Ponce & LeCun 2022): invariance + variance + covariance terms.
+
+        invariance  mean squared distance between z1_i and z2_i
+        variance    mean over dimensions of max(0, gamma − std_d), for each branch
+        covariance  sum of squared off-diagonal covariances / D, for each branch
+
+    z1, z2: (N, D), N ≥ 2, NOT normalized (the variance term needs the scale).
+    Set variance_weight=0 to watch it collapse. Returns (loss, {term: value}).
+    """
+    check_same_shape(z1, z2, "z1", "z2")
+    n, d = z1.shape
+    if n < 2:
+        raise ValueError("vicreg_loss needs at least 2 samples to measure variance")
+    z1, z2 = z1.float(), z2.float()
+    invariance = F.mse_loss(z1, z2)
+
+    def variance(z):
+        return F.relu(gamma - torch.sqrt(z.var(0) + eps)).mean()
+
+    def covariance(z):
+        zc = z - z.mean(0)
+        cov = zc.T @ zc / (n - 1)
+        off = cov - torch.diag(torch.diagonal(cov))
+        return off.pow(2).sum() / d
+
+    var = variance(z1) + variance(z2)
+    cov = covariance(z1) + covariance(z2)
+    loss = invariance_weight * invariance + variance_weight * var + covariance_weight * cov
+    return loss, {"invariance": invariance.item(), "variance": var.item(), "covariance": cov.item()}

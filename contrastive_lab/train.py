@@ -98,7 +98,8 @@ def fit(
         history: continue an existing History.
         progress: show tqdm bars (one per epoch, with the running loss).
 
-    Raises FloatingPointError, naming the step, when the loss becomes NaN/Inf.
+    Raises FloatingPointError, naming the step, when the loss becomes NaN/Inf;
+    the run so far is attached as `error.history` (the bad loss last).
     """
     optimizer = params if isinstance(params, torch.optim.Optimizer) else \
         torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay)
@@ -118,9 +119,12 @@ def fit(
             loss, extras = (out if isinstance(out, tuple) else (out, {}))
             value = loss.item()
             if not math.isfinite(value):
-                raise FloatingPointError(
+                history.loss.append(value)
+                error = FloatingPointError(
                     f"loss became {value} at epoch {epoch + 1}, step {count + 1}; "
                     "lower the learning rate or raise the temperature")
+                error.history = history          # for diagnose.diagnose(error.history)
+                raise error
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -148,3 +148,22 @@ def plot_bars(results: dict[str, float], ax=None, title: str | None = None, ylab
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+def plot_spectrum(spectra: dict, ax=None, title: str | None = "singular-value spectrum"):
+    """Singular values (largest first, log scale) of one or more embeddings: name → (K,) values.
+
+    A healthy embedding decays slowly; dimensional collapse drops off a cliff
+    after a few values. Use diagnose.singular_values(z) to get them.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    for name, values in spectra.items():
+        v = _np(values)
+        ax.semilogy(np.arange(1, len(v) + 1), np.maximum(v, 1e-8), label=name)
+    ax.set_xlabel("index")
+    ax.set_ylabel("singular value")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax.figure

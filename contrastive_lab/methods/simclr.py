@@ -4,8 +4,8 @@ What is special about the method, and nothing else:
 - an encoder followed by a projection head (the loss is computed on the head's
   output; the encoder's features are what you keep);
 - positives are two random augmentations of the same image, every other view
-  in the batch is a negative;
-- the augmentations run batched on the device, with per-image parameters.
+  in the batch is a negative.
+The shared part (views, batches, the fit loop) is in `views.py`.
 
     >>> model = SimCLR(make_encoder(profile), proj_dim=profile.proj_dim)
     >>> history = train_simclr(model, train_x, profile, temperature=0.2)
@@ -17,10 +17,10 @@ import torch
 import torch.nn as nn
 
 from ..augment import AugmentConfig, two_views
-from ..data.pairs import minibatches
 from ..losses import nt_xent
-from ..models import ProjectionHead, prepare_model
-from ..train import History, fit
+from ..models import ProjectionHead
+from ..train import History
+from .views import train_on_views
 
 
 class SimCLR(nn.Module):
@@ -35,51 +35,36 @@ class SimCLR(nn.Module):
         return self.head(self.encoder(x))
 
 
+def simclr_loss(model: nn.Module, temperature: float):
+    """(view1, view2) → NT-Xent of their projections. Both views go through the
+    model in one forward pass, so BatchNorm sees the whole 2N batch."""
+    def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        z1, z2 = model(torch.cat([v1, v2])).chunk(2)
+        return nt_xent(z1, z2, temperature)
+    return loss_fn
+
+
 def simclr_step(model: nn.Module, augment: AugmentConfig, temperature: float,
                 generator: torch.Generator | None = None, channels_last: bool = False):
-    """The SimCLR training step: images (N, C, H, W) → NT-Xent loss over their 2N views.
+    """One SimCLR step on raw images: images (N, C, H, W) → NT-Xent loss over their 2N views."""
+    loss_fn = simclr_loss(model, temperature)
 
-    Both views go through the model in one forward pass, so BatchNorm sees
-    the whole 2N batch.
-    """
     def step(x: torch.Tensor) -> torch.Tensor:
         v1, v2 = two_views(x, augment, generator)
-        views = torch.cat([v1, v2])
         if channels_last:
-            views = views.contiguous(memory_format=torch.channels_last)
-        z1, z2 = model(views).chunk(2)
-        return nt_xent(z1, z2, temperature)
+            v1 = v1.contiguous(memory_format=torch.channels_last)
+            v2 = v2.contiguous(memory_format=torch.channels_last)
+        return loss_fn(v1, v2)
     return step
 
 
-def train_simclr(model: nn.Module, train_x: torch.Tensor, profile, *,
-                 augment: AugmentConfig = AugmentConfig(), temperature: float = 0.2,
-                 batch_size: int | None = None, epochs: int | None = None, lr: float | None = None,
-                 device=None, evaluate=None, eval_every: int | None = None, seed: int = 0,
-                 progress: bool = True, desc: str = "SimCLR") -> History:
-    """Train `model` (a SimCLR module) on unlabelled images with NT-Xent.
+def train_simclr(model: SimCLR, train_x: torch.Tensor, profile, *, temperature: float = 0.2,
+                 desc: str = "SimCLR", **kwargs) -> History:
+    """Train a SimCLR model on unlabelled images (N, C, H, W) with NT-Xent.
 
-    Args:
-        model: SimCLR(encoder, proj_dim); moved to `device` (channels_last if the profile says so).
-        train_x: (N, C, H, W) images in [0, 1]; copied to `device` once, so the
-            augmentations run where the model does.
-        profile: supplies batch size, epochs, lr, eval_every, amp, channels_last, compile
-            (each overridable by the keyword of the same name).
-        augment, temperature: the two knobs notebooks 03–05 study.
-        evaluate: () → {metric: value}, e.g. k-NN accuracy of model.encoder.
-    Returns the History (loss per step, metrics per evaluation).
+    Keyword arguments (augment, batch_size, epochs, lr, device, evaluate,
+    eval_every, seed, progress) go to `views.train_on_views`; sizes default
+    to the profile's. With profile.compile the forward pass is torch.compile'd.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    prepare_model(model, device, profile.channels_last)
     forward = torch.compile(model) if profile.compile else model
-    data = train_x.to(device)
-    order = torch.Generator().manual_seed(seed)
-    views = torch.Generator(device=device).manual_seed(seed + 1)
-    batch_size = batch_size or profile.batch_size
-    step = simclr_step(forward, augment, temperature, views, profile.channels_last)
-    model.train()
-    return fit(step, model.parameters(), lambda epoch: (data[i.to(device)] for i in
-                                                        minibatches(len(data), batch_size, order)),
-               epochs or profile.epochs, lr=lr or profile.lr, device=device, amp=profile.amp,
-               evaluate=evaluate, eval_every=eval_every or profile.eval_every,
-               progress=progress, desc=desc)
+    return train_on_views(simclr_loss(forward, temperature), model, train_x, profile, desc=desc, **kwargs)

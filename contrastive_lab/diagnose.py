@@ -1,0 +1,152 @@
+"""Collapse meters and a diagnosis of training failures.
+
+Meters (on embeddings z of shape (N, D)):
+    embedding_std(z)     mean per-dimension std of the L2-normalized rows;
+                         healthy ≈ 1/√D, complete collapse → 0
+    std_ratio(z)         embedding_std · √D: ≈ 1 healthy, → 0 collapsed
+    singular_values(z)   the spectrum of the normalized embeddings (largest first)
+    effective_rank(z)    exp(entropy of the normalized singular values), 1 … D
+                         (Roy & Vetterli 2007; RankMe, Garrido et al. 2023)
+    uniformity(z)        from contrastive_lab.evaluate (Wang & Isola 2020)
+
+`diagnose(history, embeddings, ...)` reads a training run and names the known
+failure signatures it finds, each with the evidence and a fix.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .evaluate import uniformity
+from .validate import check_matrix
+
+
+def embedding_std(z: torch.Tensor) -> float:
+    """Mean over dimensions of the std of L2-normalized z (N, D). Healthy ≈ 1/√D; collapsed → 0."""
+    check_matrix(z, "z")
+    return F.normalize(z.float(), dim=1).std(0).mean().item()
+
+
+def std_ratio(z: torch.Tensor) -> float:
+    """embedding_std(z) · √D: about 1 for embeddings spread over the sphere, 0 for complete collapse."""
+    return embedding_std(z) * math.sqrt(z.shape[1])
+
+
+def singular_values(z: torch.Tensor) -> torch.Tensor:
+    """Singular values (min(N, D),) of the L2-normalized, centred embeddings, largest first."""
+    check_matrix(z, "z")
+    zn = F.normalize(z.float(), dim=1)
+    return torch.linalg.svdvals(zn - zn.mean(0))
+
+
+def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
+    """exp(H(p)) with p = σ / Σσ over the singular values of the centred, normalized z (N, D).
+
+    D equal singular values give D; data spread over a k-dimensional subspace
+    gives about k; all points equal (complete collapse) gives 0.
+    """
+    s = singular_values(z)
+    total = s.sum()
+    if total <= eps:
+        return 0.0
+    p = s / total
+    p = p[p > eps]
+    return math.exp(-(p * p.log()).sum().item())
+
+
+def collapse_report(z: torch.Tensor) -> dict[str, float]:
+    """All the meters at once: {"std_ratio", "effective_rank", "uniformity"}."""
+    zn = F.normalize(z.float(), dim=1)
+    return {"std_ratio": std_ratio(zn), "effective_rank": effective_rank(zn),
+            "uniformity": uniformity(zn)}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failure signature found in a run."""
+
+    name: str
+    evidence: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.evidence}\n  fix: {self.advice}"
+
+
+def _tail(values, fraction=0.2):
+    values = list(values)
+    n = max(1, int(len(values) * fraction))
+    return values[-n:]
+
+
+def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str | None = None,
+             batch_size: int | None = None, margin: float | None = None, n_negatives: int | None = None,
+             std_threshold: float = 0.1, rank_fraction: float = 0.1) -> list[Finding]:
+    """Name the known failure signatures in a run.
+
+    Args:
+        history: a train.History (or anything with a `.loss` list of step losses).
+        embeddings: (N, D) embeddings of held-out data from the trained model.
+        loss: "nt_xent", "info_nce" or "triplet" — which loss the history holds.
+        batch_size: N of the batch (for nt_xent: chance loss ln(2N − 1); info_nce: ln N).
+        n_negatives: for info_nce with explicit negatives (a queue): chance is ln(n_negatives + 1).
+        margin: for the triplet loss.
+        std_threshold: std_ratio below this is complete collapse.
+        rank_fraction: effective rank below this fraction of D is dimensional collapse.
+
+    Returns a list of Findings (empty when nothing known is wrong). Signatures:
+    NaN/Inf loss (too-low temperature or learning rate), loss stuck at chance
+    ln(#candidates) (nothing learned), triplet loss stuck at the margin
+    (collapse), std → 0 (complete collapse), few dominant singular values
+    (dimensional collapse).
+    """
+    findings = []
+    losses = list(getattr(history, "loss", []) or [])
+    if losses and not all(math.isfinite(v) for v in losses):
+        first = next(i for i, v in enumerate(losses) if not math.isfinite(v))
+        findings.append(Finding(
+            "NaN loss", f"the loss became {losses[first]} at step {first + 1}",
+            "raise the temperature (τ ≥ 0.05 is safe), lower the learning rate, or use float32 logits"))
+        losses = losses[:first]
+    if losses:
+        recent = sum(_tail(losses)) / len(_tail(losses))
+        chance = None
+        if loss == "nt_xent" and batch_size:
+            chance, label = math.log(2 * batch_size - 1), f"ln(2N − 1) = {math.log(2 * batch_size - 1):.3f}"
+        elif loss == "info_nce" and (n_negatives or batch_size):
+            k = (n_negatives + 1) if n_negatives else batch_size
+            chance, label = math.log(k), f"ln({k}) = {math.log(k):.3f}"
+        if chance is not None and abs(recent - chance) < 0.02 * chance:
+            findings.append(Finding(
+                "nothing learned", f"the loss sits at {recent:.3f}, the chance level {label}",
+                "check that positives really match (same image, two views), raise the learning rate, "
+                "or lower the temperature"))
+        if loss == "triplet" and margin is not None and margin > 0 and abs(recent - margin) < 0.05 * margin:
+            findings.append(Finding(
+                "triplet loss stuck at the margin", f"the loss sits at {recent:.3f} ≈ margin {margin}: "
+                "d(a, p) ≈ d(a, n), typical of every point collapsed together",
+                "start with easier mining (semi-hard or batch-all) before batch-hard, or lower the learning rate"))
+    if embeddings is not None:
+        ratio = std_ratio(embeddings)
+        rank = effective_rank(embeddings)
+        d = embeddings.shape[1]
+        if ratio < std_threshold:
+            findings.append(Finding(
+                "complete collapse", f"std ratio {ratio:.3f} (healthy ≈ 1): every input maps to nearly one point",
+                "add negatives (contrastive loss), a stop-gradient / EMA target with a predictor, "
+                "or a variance term (VICReg)"))
+        elif rank < rank_fraction * d:
+            findings.append(Finding(
+                "dimensional collapse", f"effective rank {rank:.1f} of {d} dimensions: a few singular values dominate",
+                "add a covariance / decorrelation term, a projection head, or weaker augmentations"))
+    return findings
+
+
+def report(findings: list[Finding]) -> str:
+    """Findings as text, or a line saying no known failure signature was found."""
+    if not findings:
+        return "no known failure signature found"
+    return "\n".join(str(f) for f in findings)

@@ -1,0 +1,77 @@
+"""BYOL (Grill et al. 2020) and SimSiam (Chen & He 2021): no negatives at all.
+
+Both predict one view's projection from the other's, with `negative_cosine`.
+Nothing in that loss forbids mapping every image to one point; what prevents
+it is asymmetry:
+- SimSiam: a predictor on one side and a stop-gradient on the other;
+- BYOL: a predictor, and a target network that is an EMA of the online one.
+Switch `stop_gradient=False` (SimSiam) to watch the collapse.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..losses import negative_cosine
+from ..models import ProjectionHead
+from ..train import History
+from .momentum import ema_update, frozen_copy
+from .simclr import SimCLR
+from .views import train_on_views
+
+
+class SimSiam(nn.Module):
+    """Encoder + projector (`online`) and a predictor MLP."""
+
+    def __init__(self, encoder: nn.Module, proj_dim: int = 64, pred_hidden: int = 32):
+        super().__init__()
+        self.online = SimCLR(encoder, proj_dim)
+        self.predictor = ProjectionHead(proj_dim, pred_hidden, proj_dim)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.online.encoder
+
+
+class BYOL(SimSiam):
+    """SimSiam's online network and predictor, plus an EMA target network."""
+
+    def __init__(self, encoder: nn.Module, proj_dim: int = 64, pred_hidden: int = 32,
+                 momentum: float = 0.99):
+        super().__init__(encoder, proj_dim, pred_hidden)
+        self.target = frozen_copy(self.online)
+        self.momentum = momentum
+
+
+def simsiam_loss(model: SimSiam, stop_gradient: bool = True):
+    """(view1, view2) → symmetric negative cosine between predictions and the other view's projection."""
+    def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        z1, z2 = model.online(torch.cat([v1, v2])).chunk(2)
+        p1, p2 = model.predictor(torch.cat([z1, z2])).chunk(2)
+        t1, t2 = (z1.detach(), z2.detach()) if stop_gradient else (z1, z2)
+        return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1))
+    return loss_fn
+
+
+def byol_loss(model: BYOL):
+    """(view1, view2) → symmetric negative cosine between online predictions and target projections."""
+    def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        z = model.online(torch.cat([v1, v2]))
+        p1, p2 = model.predictor(z).chunk(2)
+        with torch.no_grad():
+            t1, t2 = model.target(torch.cat([v1, v2])).chunk(2)
+        return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1))
+    return loss_fn
+
+
+def train_simsiam(model: SimSiam, train_x: torch.Tensor, profile, *, stop_gradient: bool = True,
+                  desc: str = "SimSiam", **kwargs) -> History:
+    """Train SimSiam (with or without stop-gradient) on unlabelled images (N, C, H, W)."""
+    return train_on_views(simsiam_loss(model, stop_gradient), model, train_x, profile, desc=desc, **kwargs)
+
+
+def train_byol(model: BYOL, train_x: torch.Tensor, profile, *, desc: str = "BYOL", **kwargs) -> History:
+    """Train BYOL; the target network follows the online one after every step."""
+    return train_on_views(byol_loss(model), model, train_x, profile, desc=desc,
+                          after_step=lambda: ema_update(model.target, model.online, model.momentum),
+                          **kwargs)
