@@ -25,6 +25,7 @@ def test_simclr_step_gives_gradient_to_encoder_and_head():
 def test_train_simclr_runs_and_logs(tmp_path):
     torch.manual_seed(0)
     x, y = make_cluttered_digits(64, seed=0)
+    x = x[:, :, ::2, ::2]
     model = SimCLR(SmallCNN(TINY.cnn_widths), proj_dim=8)
     h = train_simclr(model, x, TINY, device="cpu", progress=False,
                      evaluate=knn_monitor(model.encoder, x, y, x[:16], y[:16], k=3))
@@ -35,7 +36,23 @@ def test_train_simclr_runs_and_logs(tmp_path):
 def test_supervised_baseline_fits_a_small_set():
     torch.manual_seed(0)
     x, y = make_cluttered_digits(64, seed=0)
+    x = x[:, :, ::2, ::2]                       # 16×16 keeps the test fast
     clf, h = train_supervised(SmallCNN((8, 16, 32, 32)), x, y, TINY.replace(epochs=30), augment=None,
                               device="cpu", progress=False, lr=1e-2)
     assert h.epoch_loss[-1] < h.epoch_loss[0]
     assert accuracy(clf, x, y) > 0.5           # 10 classes: chance is 0.1
+
+
+def test_full_profile_path_runs_on_cpu_at_toy_size():
+    """The GPU recipe (ResNet-18 CIFAR stem, bf16 flag, channels_last) stays runnable anywhere:
+    on CPU autocast is a no-op, so only the sizes differ."""
+    from contrastive_lab.models import make_encoder
+    from contrastive_lab.profiles import FULL
+
+    toy = FULL.replace(batch_size=8, epochs=1)
+    torch.manual_seed(0)
+    x, _ = make_cluttered_digits(16, seed=0)
+    model = SimCLR(make_encoder(toy), toy.proj_dim)
+    x = x[:, :, ::2, ::2]
+    h = train_simclr(model, x, toy, device="cpu", progress=False)
+    assert len(h.loss) == 2 and all(torch.isfinite(torch.tensor(h.loss)))
