@@ -9,9 +9,17 @@ notebook swap the strategy and keep everything else.
     semi_hard_triplets  negatives farther than the positive but inside the margin (FaceNet)
     batch_hard_triplets for each anchor the farthest positive and the closest negative
     batch_all_triplets  every valid triplet that still violates the margin
+    triplet_difficulty  label triplets easy / semi-hard / hard from their two distances
+
+With d_ap = d(anchor, positive) and d_an = d(anchor, negative), a triplet is
+
+    hard       d_an ≤ d_ap                 the negative is closer than the positive
+    semi-hard  d_ap < d_an < d_ap + margin  right order, but inside the margin (loss > 0)
+    easy       d_an ≥ d_ap + margin         loss max(0, d_ap − d_an + margin) = 0
 
 Batches should hold several samples per class (see `data.pairs.pk_batches`),
-or anchors have no positive.
+or anchors have no positive. Anchors without a positive or without a negative
+in the batch give no triplet; a batch with no valid triplet gives empty tensors.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from .losses import pairwise_distance
 from .validate import check_labels, check_matrix, check_non_negative
 
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+DIFFICULTIES = ("easy", "semi-hard", "hard")
 
 
 def _masks(labels: torch.Tensor):
@@ -37,12 +46,17 @@ def _check(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
 def random_triplets(labels: torch.Tensor, generator: torch.Generator | None = None) -> Triplets:
     """For every anchor with a positive: one random positive and one random negative.
 
-    labels (N,) → index tensors (a, p, n), each (T,) with T ≤ N.
+    labels (N,) → index tensors (a, p, n), each (T,) with T ≤ N. Looks at labels
+    only, so most triplets it draws are easy once training has begun.
     """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"expected labels of shape (N,), got {shape}")
     pos, neg = _masks(labels)
     ok = pos.any(1) & neg.any(1)
     anchors = ok.nonzero().flatten()
-    noise = torch.rand(pos.shape, generator=generator, device=labels.device)
+    where = generator.device if generator is not None else labels.device
+    noise = torch.rand(pos.shape, generator=generator, device=where).to(labels.device)
     p = torch.where(pos, noise, -1.0).argmax(1)
     n = torch.where(neg, noise.T, -1.0).argmax(1)   # a second, independent draw
     return anchors, p[anchors], n[anchors]
@@ -79,6 +93,14 @@ def semi_hard_triplets(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     and the loss never starts on the hardest, noisiest negatives.
 
     embeddings (N, D), labels (N,) → (a, p, n), each (T,), T = number of positive pairs.
+
+    It never picks a hard negative (one closer than the positive) when another
+    exists: it widens gaps that already go the right way and never repairs a
+    wrong order. Late in training that is the point; from random init it trusts
+    a ranking that knows nothing about the labels (on cluttered digits a positive
+    is closer than a negative about half the time), the gaps it widens are
+    random, and retrieval stays at chance while the loss sits just under the
+    margin. Warm up with batch-all (or batch-hard) first; notebook 02 measures this.
     """
     _check(embeddings, labels)
     check_non_negative(margin, "margin")
@@ -113,6 +135,25 @@ def batch_all_triplets(embeddings: torch.Tensor, labels: torch.Tensor, margin: f
     active = valid & (d[:, :, None] - d[:, None, :] + margin > 0)
     a, p, n = active.nonzero(as_tuple=True)
     return a, p, n
+
+
+def triplet_difficulty(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """Classify triplets by their distances: 0 = easy, 1 = semi-hard, 2 = hard.
+
+    d_ap, d_an: (T,) anchor–positive and anchor–negative distances (any shape,
+    the same for both). Returns a long tensor of that shape; DIFFICULTIES[code]
+    is the name. hard: d_an ≤ d_ap; semi-hard: d_ap < d_an < d_ap + margin;
+    easy: d_an ≥ d_ap + margin (the only kind with zero loss).
+    """
+    d_ap, d_an = torch.as_tensor(d_ap), torch.as_tensor(d_an)
+    if d_ap.shape != d_an.shape:
+        raise ValueError(f"expected d_ap and d_an of the same shape, got {tuple(d_ap.shape)} "
+                         f"and {tuple(d_an.shape)}")
+    check_non_negative(margin, "margin")
+    code = torch.zeros_like(d_ap, dtype=torch.long)
+    code[d_an < d_ap + margin] = 1
+    code[d_an <= d_ap] = 2
+    return code
 
 
 MINERS = {
