@@ -17,6 +17,7 @@ from .digits import load_digits
 from .pairs import (minibatches, pk_batches, positive_pairs_from_labels,
                     random_triplets_from_labels, two_augmented_views)
 from .real import DatasetUnavailable, load_real_dataset
+from .shapes import CaptionedScenes, make_captioned_scenes  # captioned scenes for CLIP (notebook 08)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")

@@ -1,0 +1,287 @@
+"""CLIP: an image encoder and a text encoder trained into one space (Radford et al. 2021).
+
+What is special about CLIP, and all this file adds to the shared fit loop:
+- two towers: an image encoder (the package's CNN) and a text encoder
+  (`contrastive_lab.text`), each followed by a linear projection into one
+  `embed_dim`-dimensional space, where both are L2-normalized;
+- the symmetric InfoNCE `losses.clip_loss` over an image–caption batch: the
+  other N − 1 captions are the negatives of each image, and vice versa;
+- a learnable logit scale (= 1 / temperature), stored as its log, started at
+  1 / 0.07 and clamped at 100 after every step, as CLIP does.
+
+    settings = clip_settings(profile)              # sizes derived from the profile
+    model = build_clip(profile, tok, settings)     # make_encoder(profile) + TextEncoder
+    history = train_clip(model, scenes, tok, settings, profile)
+    weights = zero_shot_weights(model, tok, [["a red circle"], ["a blue square"]])
+    accuracy = zero_shot_accuracy(model, images, labels, weights)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.pairs import minibatches
+from ..evaluate import recall_at_k
+from ..losses import clip_loss
+from ..models import prepare_model
+from ..text import TextEncoder, Tokenizer
+from ..train import History, fit
+
+
+@dataclass(frozen=True)
+class CLIPSettings:
+    """Sizes of a CLIP run, derived from a profile by `clip_settings`.
+
+    n_train / n_test: generated scenes to train on / to measure retrieval on.
+    n_zero_shot: test images per group (seen, held-out) for zero-shot accuracy.
+    embed_dim: the shared image–text space. text_width, text_layers, pooling: the text encoder.
+    batch_size, epochs, lr, eval_every: the training run.
+    """
+
+    n_train: int
+    n_test: int
+    n_zero_shot: int
+    embed_dim: int
+    text_width: int
+    text_layers: int
+    pooling: str
+    batch_size: int
+    epochs: int
+    lr: float
+    eval_every: int
+
+    def replace(self, **changes) -> "CLIPSettings":
+        import dataclasses
+        return dataclasses.replace(self, **changes)
+
+
+def clip_settings(profile) -> CLIPSettings:
+    """CLIP sizes for a profile, derived from its fields.
+
+    quick (small CNN, CPU): 10,000 training scenes, 8 epochs of batch 128, a
+    convolutional text tower; about 40 s of training on 2 cores.
+    full (ResNet-18, GPU): 100,000 scenes, 25 epochs of batch 512, a 512-wide
+    text tower with 2 Transformer layers, a larger retrieval gallery.
+    """
+    big = profile.backbone != "small_cnn"
+    return CLIPSettings(
+        n_train=2 * profile.n_train,
+        n_test=min(8 * profile.n_test, 12000),
+        n_zero_shot=max(300, profile.n_test // 4),
+        embed_dim=profile.proj_dim,
+        text_width=profile.cnn_widths[-1],
+        text_layers=2 if big else 0,
+        pooling="conv",
+        batch_size=profile.batch_size,
+        epochs=max(8, profile.epochs // 4),
+        lr=profile.lr,
+        eval_every=max(1, profile.eval_every // 4),
+    )
+
+
+class CLIP(nn.Module):
+    """Image tower + text tower + projections + learnable logit scale.
+
+    forward(images (N, C, H, W), ids (N, L)) → (image_emb (N, D), text_emb (N, D),
+    logit_scale ()), embeddings L2-normalized, ready for `clip_loss`.
+
+    Args:
+        image_encoder: images → (N, feature_dim) features (exposes `feature_dim`).
+        text_encoder: ids → (N, feature_dim) features (exposes `feature_dim`).
+        embed_dim: size D of the shared space.
+        init_temperature: CLIP starts at 0.07, i.e. logit scale 1 / 0.07 ≈ 14.3.
+        max_logit_scale: the clamp (CLIP: 100).
+    """
+
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, embed_dim: int = 64,
+                 init_temperature: float = 0.07, max_logit_scale: float = 100.0):
+        super().__init__()
+        if not 0 < init_temperature:
+            raise ValueError(f"init_temperature must be > 0, got {init_temperature}")
+        if not 1 <= max_logit_scale:
+            raise ValueError(f"max_logit_scale must be >= 1, got {max_logit_scale}")
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_projection = nn.Linear(image_encoder.feature_dim, embed_dim, bias=False)
+        self.text_projection = nn.Linear(text_encoder.feature_dim, embed_dim, bias=False)
+        # the parameter is log(scale): it stays positive and its steps are relative
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
+        self.max_logit_scale = max_logit_scale
+        self.embed_dim = embed_dim
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """The multiplier exp(log_logit_scale) that `clip_loss` takes (0-dim, with gradient)."""
+        return self.log_logit_scale.exp()
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 / self.logit_scale.item()
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> None:
+        """Keep the scale in [1, max_logit_scale]; call after every optimizer step."""
+        self.log_logit_scale.clamp_(0.0, math.log(self.max_logit_scale))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_projection(self.image_encoder(images)), dim=-1)
+
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_projection(self.text_encoder(ids)), dim=-1)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor):
+        return self.encode_image(images), self.encode_text(ids), self.logit_scale
+
+
+def build_clip(profile, tokenizer: Tokenizer, settings: CLIPSettings | None = None) -> CLIP:
+    """The CLIP model a profile asks for: make_encoder(profile) + TextEncoder."""
+    from ..models import make_encoder
+
+    settings = settings or clip_settings(profile)
+    text = TextEncoder(tokenizer.vocab_size, settings.text_width, pooling=settings.pooling,
+                       layers=settings.text_layers)
+    return CLIP(make_encoder(profile), text, embed_dim=settings.embed_dim)
+
+
+def tokenize_captions(tokenizer: Tokenizer, captions: list[list[str]]) -> torch.Tensor:
+    """N scenes × P phrasings → ids (N, P, L), padded to the longest phrasing."""
+    n, p = len(captions), len(captions[0])
+    flat = tokenizer([c for phrasings in captions for c in phrasings])
+    return flat.view(n, p, -1)
+
+
+def clip_step(model: CLIP, images: torch.Tensor, ids: torch.Tensor,
+              generator: torch.Generator | None = None, channels_last: bool = False):
+    """The CLIP training step on index batches.
+
+    images (N, C, H, W) and ids (N, P, L) live on the model's device (generator:
+    a CPU generator for the phrasing draw); each step
+    takes a batch of indices, draws one of the P phrasings of every caption at
+    random (text-side augmentation) and returns (clip_loss, {"logit_scale": …}).
+    """
+    def step(idx: torch.Tensor):
+        idx = idx.to(images.device)
+        pick = torch.randint(ids.shape[1], (len(idx),), generator=generator).to(images.device)
+        x = images[idx]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        image_emb, text_emb, scale = model(x, ids[idx, pick])
+        return clip_loss(image_emb, text_emb, scale), {"logit_scale": scale.item()}
+    return step
+
+
+def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings, profile, *,
+               epochs: int | None = None, device=None, evaluate=None, seed: int = 0,
+               progress: bool = True, desc: str = "CLIP") -> History:
+    """Train `model` on captioned scenes with the symmetric InfoNCE.
+
+    Args:
+        model: a CLIP; moved to `device` (channels_last if the profile says so).
+        scenes: a CaptionedScenes (images (N, 3, H, W), N lists of phrasings).
+        tokenizer: turns the captions into ids (built from the training captions).
+        settings: batch size, epochs, lr, eval_every (see `clip_settings`).
+        profile: amp, channels_last, compile.
+        evaluate: () → {metric: value}, run every settings.eval_every epochs.
+    Returns the History; history.metrics["logit_scale"] holds the scale after every step.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    prepare_model(model, device, profile.channels_last)
+    forward = torch.compile(model) if profile.compile else model
+    images = scenes.images.to(device)
+    ids = tokenize_captions(tokenizer, scenes.captions).to(device)
+    order = torch.Generator().manual_seed(seed)
+    phrasing = torch.Generator().manual_seed(seed + 1)
+    step = clip_step(forward, images, ids, phrasing, profile.channels_last)
+    batch_size = min(settings.batch_size, len(images))
+    epochs = epochs or settings.epochs
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    # cosine decay of the learning rate to 0 over the run, as CLIP does (no warm-up
+    # needed at this scale); the scale is clamped after every step
+    total = epochs * (len(images) // batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+
+    def after_step():
+        model.clamp_logit_scale_()
+        schedule.step()
+
+    model.train()
+    return fit(step, optimizer, lambda epoch: minibatches(len(images), batch_size, order),
+               epochs, device=device, amp=profile.amp, evaluate=evaluate,
+               eval_every=settings.eval_every, after_step=after_step, progress=progress, desc=desc)
+
+
+# ------------------------------------------------------------------ using a trained model
+@torch.no_grad()
+def encode_images(model: CLIP, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Image embeddings (N, D), unit length, on the CPU (eval mode, no gradient)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model.encode_image(images[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def encode_texts(model: CLIP, tokenizer: Tokenizer, texts: list[str], batch_size: int = 1024) -> torch.Tensor:
+    """Text embeddings (T, D), unit length, on the CPU. Unknown words become <unk>."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model.encode_text(tokenizer(texts[i:i + batch_size]).to(device)).float().cpu()
+                          for i in range(0, len(texts), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def zero_shot_weights(model: CLIP, tokenizer: Tokenizer, prompts: list[list[str]]) -> torch.Tensor:
+    """One unit vector per class: the mean embedding of that class's prompts (prompt ensembling).
+
+    prompts: C lists of prompt strings (one list per class; a list of one
+    string is a single prompt). Returns (C, D).
+    """
+    flat = [p for group in prompts for p in group]
+    emb = encode_texts(model, tokenizer, flat)
+    sizes = [len(group) for group in prompts]
+    return F.normalize(torch.stack([e.mean(0) for e in emb.split(sizes)]), dim=1)
+
+
+def zero_shot_accuracy(model: CLIP, images: torch.Tensor, labels: torch.Tensor,
+                       weights: torch.Tensor) -> float:
+    """Fraction of images (N, C, H, W) whose most similar class vector (weights (K, D)) is labels (N,)."""
+    pred = (encode_images(model, images) @ weights.T).argmax(1)
+    return (pred == labels).float().mean().item()
+
+
+def cross_modal_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, content: torch.Tensor,
+                       ks=(1, 5, 10)) -> dict[str, dict[int, float]]:
+    """Recall@K both ways between N images and their N captions.
+
+    image_emb, text_emb: (N, D); row i of each belongs to scene i. content (N,):
+    scenes with the same content id count as correct answers for each other
+    (two captions "two red circles" are interchangeable). Returns
+    {"image→text": {k: recall}, "text→image": {k: recall}}.
+    """
+    ks = list(ks)
+    return {"image→text": recall_at_k(image_emb, content, text_emb, content, ks),
+            "text→image": recall_at_k(text_emb, content, image_emb, content, ks)}
+
+
+def chance_recall(content: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
+    """Recall@K of a random ranking: mean over queries of 1 − C(G − m, K) / C(G, K),
+    where m is how many of the G gallery items share the query's content."""
+    g = len(content)
+    m = (content[:, None] == content[None, :]).sum(1).tolist()
+    out = {}
+    for k in ks:
+        miss = [math.comb(g - mi, k) / math.comb(g, k) for mi in m]
+        out[k] = 1.0 - sum(miss) / g
+    return out
