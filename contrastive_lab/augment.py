@@ -245,3 +245,28 @@ def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     view2[i] come from the same image.
     """
     return augment(x, config, generator), augment(x, config, generator)
+
+
+def random_rotation(x: torch.Tensor, degrees=(-180.0, 180.0), p: float = 1.0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rotate each image about its centre by its own angle, uniform in `degrees`, with probability p.
+
+    x: (N, C, H, W). One affine warp per image (`affine_grid` + `grid_sample`);
+    corners that come from outside the image are filled by reflection, as in
+    `random_resized_crop`. `degrees=(180, 180)` turns images upside down exactly
+    (on square images), which makes a 6 look like a 9: an augmentation that can
+    break a label. Returns (N, C, H, W).
+    """
+    _check_images(x)
+    n = x.shape[0]
+    lo, hi = degrees
+    angle = torch.deg2rad(lo + (hi - lo) * _rand(n, x, generator))
+    angle = torch.where(_rand(n, x, generator) < p, angle, torch.zeros_like(angle)).to(x.dtype)
+    # grid_sample reads output pixel u from input pixel theta @ u; with y pointing down the screen,
+    # this theta turns the picture counter-clockwise by +angle (90° equals torch.rot90(x, 1, (-2, -1)))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

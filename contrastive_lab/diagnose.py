@@ -76,6 +76,9 @@ class Finding:
         return f"{self.name}: {self.evidence}\n  fix: {self.advice}"
 
 
+VICREG_GAMMA = 1.0          # the std target of VICReg's variance term (losses.vicreg_loss's default)
+
+
 def _tail(values, fraction=0.2):
     values = list(values)
     n = max(1, int(len(values) * fraction))
@@ -90,7 +93,10 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
     Args:
         history: a train.History (or anything with a `.loss` list of step losses).
         embeddings: (N, D) embeddings of held-out data from the trained model.
-        loss: "nt_xent", "info_nce" or "triplet" — which loss the history holds.
+        loss: "nt_xent", "info_nce", "triplet" or "vicreg" — which loss the history holds.
+            With "vicreg" the embeddings are the raw (unnormalized) projections the
+            loss saw, and their per-dimension std is also compared with VICReg's
+            target gamma = 1.
         batch_size: N of the batch (for nt_xent: chance loss ln(2N − 1); info_nce: ln N).
         n_negatives: for info_nce with explicit negatives (a queue): chance is ln(n_negatives + 1).
         margin: for the triplet loss.
@@ -98,10 +104,11 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
         rank_fraction: effective rank below this fraction of D is dimensional collapse.
 
     Returns a list of Findings (empty when nothing known is wrong). Signatures:
-    NaN/Inf loss (too-low temperature or learning rate), loss stuck at chance
-    ln(#candidates) (nothing learned), triplet loss stuck at the margin
-    (collapse), std → 0 (complete collapse), few dominant singular values
-    (dimensional collapse).
+    NaN/Inf loss (too-low temperature or learning rate), a first loss far above
+    chance ln(#candidates) (temperature too low: logits too sharp), loss stuck
+    at chance (nothing learned), triplet loss stuck at the margin (collapse),
+    std → 0 (complete collapse; for VICReg also the raw std far below gamma),
+    few dominant singular values (dimensional collapse).
     """
     findings = []
     losses = list(getattr(history, "loss", []) or [])
@@ -119,6 +126,12 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
         elif loss == "info_nce" and (n_negatives or batch_size):
             k = (n_negatives + 1) if n_negatives else batch_size
             chance, label = math.log(k), f"ln({k}) = {math.log(k):.3f}"
+        if chance is not None and losses[0] > 2 * chance:
+            findings.append(Finding(
+                "temperature too low", f"the first loss {losses[0]:.2f} is {losses[0] / chance:.1f}× the chance "
+                f"level {label}: the logits cos/τ are so sharp that the hardest negatives take the whole softmax",
+                "raise the temperature (0.1–0.5 is the usual range for NT-Xent / InfoNCE) and check that "
+                "the features are L2-normalized before the dot product"))
         if chance is not None and abs(recent - chance) < 0.02 * chance:
             findings.append(Finding(
                 "nothing learned", f"the loss sits at {recent:.3f}, the chance level {label}",
@@ -133,11 +146,17 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
         ratio = std_ratio(embeddings)
         rank = effective_rank(embeddings)
         d = embeddings.shape[1]
+        raw_std = embeddings.float().std(0).mean().item() if loss == "vicreg" else None
         if ratio < std_threshold:
             findings.append(Finding(
                 "complete collapse", f"std ratio {ratio:.3f} (healthy ≈ 1): every input maps to nearly one point",
                 "add negatives (contrastive loss), a stop-gradient / EMA target with a predictor, "
                 "or a variance term (VICReg)"))
+        elif raw_std is not None and raw_std < std_threshold * VICREG_GAMMA:
+            findings.append(Finding(
+                "complete collapse", f"per-dimension std of the raw projections {raw_std:.3f}, far below "
+                f"VICReg's target γ = {VICREG_GAMMA:g} (std ratio {ratio:.3f}): the points shrink onto one vector",
+                "keep the variance term (variance_weight > 0); it holds every dimension's std at γ"))
         elif rank < rank_fraction * d:
             findings.append(Finding(
                 "dimensional collapse", f"effective rank {rank:.1f} of {d} dimensions: a few singular values dominate",

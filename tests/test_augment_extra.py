@@ -1,0 +1,52 @@
+"""random_rotation: exact quarter and half turns, per-image angles, probability, repeatability."""
+import pytest
+import torch
+
+from contrastive_lab.augment import random_rotation
+
+
+def test_zero_degrees_is_identity():
+    x = torch.rand(3, 3, 8, 8)
+    torch.testing.assert_close(random_rotation(x, (0.0, 0.0)), x, atol=1e-5, rtol=0)
+
+
+def test_half_turn_turns_the_image_upside_down():
+    # 180° about the centre of a square image: row r, column c goes to row H−1−r, column W−1−c
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(random_rotation(x, (180.0, 180.0)), x.flip(-1, -2), atol=1e-5, rtol=0)
+
+
+def test_quarter_turn_is_counter_clockwise_like_rot90():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    torch.testing.assert_close(random_rotation(x, (90.0, 90.0)), torch.rot90(x, 1, (-2, -1)),
+                               atol=1e-5, rtol=0)
+
+
+def test_each_image_gets_its_own_angle():
+    x = torch.rand(1, 3, 16, 16).expand(8, 3, 16, 16).contiguous()
+    out = random_rotation(x, (-180.0, 180.0), generator=torch.Generator().manual_seed(0))
+    diffs = [(out[0] - out[i]).abs().max().item() for i in range(1, 8)]
+    assert min(diffs) > 1e-3
+
+
+def test_probability_zero_and_one():
+    x = torch.rand(16, 3, 8, 8)
+    torch.testing.assert_close(random_rotation(x, (180.0, 180.0), p=0.0), x, atol=1e-5, rtol=0)
+    out = random_rotation(x, (180.0, 180.0), p=0.5, generator=torch.Generator().manual_seed(1))
+    turned = [torch.allclose(out[i], x[i].flip(-1, -2), atol=1e-5) for i in range(16)]
+    kept = [torch.allclose(out[i], x[i], atol=1e-5) for i in range(16)]
+    assert all(t or k for t, k in zip(turned, kept))
+    assert 0 < sum(turned) < 16
+
+
+def test_same_seed_repeats_shape_and_range():
+    x = torch.rand(4, 3, 16, 16)
+    a = random_rotation(x, generator=torch.Generator().manual_seed(0))
+    b = random_rotation(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        random_rotation(torch.rand(3, 8, 8))
