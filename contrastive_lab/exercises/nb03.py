@@ -1,0 +1,112 @@
+"""Self-checks for notebook 03 (InfoNCE / NT-Xent)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import passed
+
+
+def _number(value, name: str) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise AssertionError(f"{name} should be one number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if not isinstance(value, (int, float)):
+        raise AssertionError(f"{name} should be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def check_init_loss(simclr_512, moco_4096) -> None:
+    """Exercise 1: the loss of an untrained model.
+
+    simclr_512: NT-Xent at init for a batch of 512 images (1024 views).
+    moco_4096: info_nce at init with one positive and 4096 explicit negatives.
+    """
+    a = _number(simclr_512, "simclr_512")
+    b = _number(moco_4096, "moco_4096")
+    want_a, want_b = math.log(2 * 512 - 1), math.log(4096 + 1)
+    if abs(a - want_a) > 5e-5:
+        hint = ""
+        if abs(a - math.log(512)) < 5e-5 or abs(a - math.log(1024)) < 5e-5:
+            hint = " Count the candidates of one view: its twin plus every OTHER view, itself excluded."
+        raise AssertionError(f"simclr_512 = {a:.3f} is not the loss of a uniform softmax over the "
+                             f"candidates of one view.{hint}")
+    if abs(b - want_b) > 5e-5:
+        hint = " The positive is a candidate too." if abs(b - math.log(4096)) < 5e-5 else ""
+        raise AssertionError(f"moco_4096 = {b:.3f}: with all logits equal the loss is ln(number of "
+                             f"candidates).{hint}")
+    passed(f"ln(1023) = {want_a:.3f} and ln(4097) = {want_b:.3f}: a uniform guess among all candidates")
+
+
+def check_info_nce_explicit(fn) -> None:
+    """Exercise 2: fn(query (N, D), positive_key (N, D), negative_keys (M, D), temperature) → scalar,
+    InfoNCE with explicit negatives (MoCo's form), written as a cross-entropy."""
+    from ..losses import info_nce
+
+    if not callable(fn):
+        raise AssertionError("pass your function itself, e.g. check_info_nce_explicit(info_nce_explicit)")
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(5, 8, generator=g)
+    k = q + 0.3 * torch.randn(5, 8, generator=g)
+    neg = 3.0 * torch.randn(7, 8, generator=g)            # not unit length: normalize inside
+    for tau in (0.1, 0.5):
+        got = fn(q, k, neg, tau)
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            raise AssertionError("return the mean loss as a 0-dim tensor (F.cross_entropy does that)")
+        want = info_nce(q, k, neg, temperature=tau)
+        if not torch.allclose(got.float(), want, atol=1e-4):
+            raise AssertionError(
+                f"at temperature {tau} you return {got.item():.4f}, info_nce gives {want.item():.4f}. "
+                "Check: rows L2-normalized, logits = [q·k⁺ | q·negatives] / temperature of shape "
+                "(N, 1 + M), and the target is column 0 for every query.")
+    passed("InfoNCE with a queue of negatives is a (1 + M)-way cross-entropy with target 0")
+
+
+def check_nt_xent_without_false_negatives(fn) -> None:
+    """Exercise 3: fn(z1 (N, D), z2 (N, D), labels (N,), temperature) → scalar: NT-Xent in which
+    every view of ANOTHER image with the same label is removed from the candidates (a known
+    false negative is neither pushed away nor pulled in); the twin stays the only positive."""
+    from ..losses import nt_xent
+
+    if not callable(fn):
+        raise AssertionError("pass your function itself, e.g. "
+                             "check_nt_xent_without_false_negatives(nt_xent_without_false_negatives)")
+    g = torch.Generator().manual_seed(5)
+    z1 = torch.randn(6, 8, generator=g)
+    z2 = z1 + 0.5 * torch.randn(6, 8, generator=g)
+    unique = torch.arange(6)
+    got = fn(z1, z2, unique, 0.2)
+    if not isinstance(got, torch.Tensor) or got.numel() != 1:
+        raise AssertionError("return the mean loss over the 2N views as a 0-dim tensor")
+    if not torch.allclose(got.float(), nt_xent(z1, z2, 0.2), atol=1e-4):
+        raise AssertionError("with all labels different nothing should be removed: your loss should "
+                             f"equal nt_xent ({nt_xent(z1, z2, 0.2).item():.4f}), got {got.item():.4f}")
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    want = _reference_without_false_negatives(z1, z2, labels, 0.2)
+    got = fn(z1, z2, labels, 0.2)
+    if not torch.allclose(got.float(), want, atol=1e-4):
+        hint = ""
+        if torch.allclose(got.float(), nt_xent(z1, z2, 0.2), atol=1e-4):
+            hint = " You return plain nt_xent: nothing was removed."
+        raise AssertionError(
+            f"for labels {labels.tolist()} expected {want.item():.4f}, got {got.item():.4f}.{hint} "
+            "Mask (set to −inf) the logits of self AND of other views with the same label, but "
+            "keep each view's twin: it is the target.")
+    if not got.item() <= nt_xent(z1, z2, 0.2).item() + 1e-6:
+        raise AssertionError("removing negatives can only lower the loss")
+    passed("false negatives removed from the denominator; the twin stays the target")
+
+
+def _reference_without_false_negatives(z1, z2, labels, temperature):
+    import torch.nn.functional as F
+
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = z @ z.T / temperature
+    twin = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    lab = labels.repeat(2)
+    drop = lab[:, None] == lab[None, :]                    # self, twin and same-label views
+    drop[torch.arange(2 * n), twin] = False                # the twin stays
+    return F.cross_entropy(logits.masked_fill(drop, float("-inf")), twin)
