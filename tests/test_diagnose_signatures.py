@@ -1,9 +1,9 @@
-"""diagnose(): the too-sharp-logits and VICReg scale-collapse signatures (notebook 07)."""
+"""diagnose(): the too-sharp-logits, VICReg scale-collapse and dimensional-collapse signatures (notebook 07)."""
 import math
 
 import torch
 
-from contrastive_lab.diagnose import diagnose, std_ratio
+from contrastive_lab.diagnose import diagnose, effective_rank, std_ratio
 from contrastive_lab.train import History
 
 
@@ -26,3 +26,19 @@ def test_vicreg_projections_shrinking_onto_one_vector_are_collapse():
     assert [f.name for f in diagnose(embeddings=z, loss="vicreg")] == ["complete collapse"]
     healthy = torch.randn(400, 32, generator=g) * 1.2        # std ≥ γ: what the variance term holds
     assert diagnose(embeddings=healthy, loss="vicreg") == []
+
+
+def _subspace(k, d=64, n=1000, seed=0):
+    """n points spread over a random k-dimensional subspace of R^d."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(d, k, generator=g))[0].T          # (k, d), orthonormal rows
+    return torch.randn(n, k, generator=g) @ basis + 1e-3 * torch.randn(n, d, generator=g)
+
+
+def test_dimensional_collapse_is_named_below_fifteen_percent_of_the_dimensions():
+    # VICReg without its covariance term used about 10 % of 64 dimensions in notebook 07;
+    # healthy projections there used 20-50 %.
+    assert 5 < effective_rank(_subspace(6)) < 0.15 * 64
+    assert [f.name for f in diagnose(embeddings=_subspace(6))] == ["dimensional collapse"]
+    assert effective_rank(_subspace(16)) > 0.15 * 64
+    assert diagnose(embeddings=_subspace(16)) == []
