@@ -56,3 +56,25 @@ def test_full_profile_path_runs_on_cpu_at_toy_size():
     x = x[:, :, ::2, ::2]
     h = train_simclr(model, x, toy, device="cpu", progress=False)
     assert len(h.loss) == 2 and all(torch.isfinite(torch.tensor(h.loss)))
+
+
+def test_notebook_07_methods_run_on_the_full_profile_recipe_at_toy_size():
+    """BYOL, SimSiam and VICReg as notebook 07 builds them (pred_hidden = 4 · proj_dim) on the
+    full profile's ResNet-18: one toy epoch each on CPU, finite losses, the target network moved."""
+    from contrastive_lab.methods.byol import BYOL, SimSiam, train_byol, train_simsiam
+    from contrastive_lab.methods.vicreg import train_vicreg
+    from contrastive_lab.models import make_encoder
+    from contrastive_lab.profiles import FULL
+
+    toy = FULL.replace(batch_size=8, epochs=1)
+    torch.manual_seed(0)
+    x = make_cluttered_digits(16, seed=0)[0][:, :, ::2, ::2]
+    byol = BYOL(make_encoder(toy), toy.proj_dim, pred_hidden=4 * toy.proj_dim)
+    before = [p.clone() for p in byol.target.parameters()]
+    runs = [train_byol(byol, x, toy, device="cpu", progress=False),
+            train_simsiam(SimSiam(make_encoder(toy), toy.proj_dim, pred_hidden=4 * toy.proj_dim), x, toy,
+                          device="cpu", progress=False),
+            train_vicreg(SimCLR(make_encoder(toy), toy.proj_dim), x, toy, device="cpu", progress=False)]
+    for h in runs:
+        assert len(h.loss) == 2 and all(torch.isfinite(torch.tensor(h.loss)))
+    assert any(not torch.equal(b, p) for b, p in zip(before, byol.target.parameters()))
