@@ -21,10 +21,10 @@ import time
 from contrastive_lab.augment import AugmentConfig
 from contrastive_lab.data import load_image_dataset
 from contrastive_lab.device import get_device, seed_everything
-from contrastive_lab.evaluate import knn_accuracy, raw_pixel_features
+from contrastive_lab.evaluate import knn_accuracy, knn_monitor, raw_pixel_features
 from contrastive_lab.methods.byol import BYOL, train_byol
 from contrastive_lab.methods.simclr import SimCLR, train_simclr
-from contrastive_lab.models import embed, make_encoder, prepare_model
+from contrastive_lab.models import make_encoder, prepare_model
 from contrastive_lab.profiles import get_profile
 
 
@@ -49,8 +49,7 @@ def main() -> None:
     steps_per_epoch = len(data.train_x) // batch  # minibatches drops the last partial batch
 
     def knn_score(encoder) -> float:
-        return knn_accuracy(embed(encoder, data.train_x), data.train_y, embed(encoder, data.test_x),
-                            data.test_y, k=profile.knn_k)
+        return knn_monitor(encoder, data.train_x, data.train_y, data.test_x, data.test_y, profile.knn_k)()["knn"]
 
     seed_everything(args.seed)
     raw = knn_accuracy(raw_pixel_features(data.train_x), data.train_y,
