@@ -65,9 +65,9 @@ def main() -> None:
     print(f"{profile.name} profile, batch {batch} (BYOL {byol_batch}), {device.type}")
     print(f"raw pixels {raw:.3f}, random init {init:.3f}: the bar is {bar:.3f}")
 
-    def run(name: str, build, train, epochs: int, batch: int, **kwargs) -> tuple[int | None, float | None]:
+    def run(name: str, build, train, epochs: int, run_batch: int, **kwargs) -> tuple[int | None, float | None]:
         # train build(), scoring k-NN every eval_every epochs; returns the first (step, seconds) at the bar
-        steps_per_epoch = len(data.train_x) // batch  # minibatches drops the last partial batch
+        steps_per_epoch = len(data.train_x) // run_batch  # minibatches drops the last partial batch
         seed_everything(args.seed)
         model = build()
         start, calls, reached = time.perf_counter(), [0], [None, None]
@@ -82,7 +82,7 @@ def main() -> None:
                 reached[:] = [step, seconds]
             return {"knn": score}
 
-        train(model, data.train_x, profile, epochs=epochs, batch_size=batch, device=device, seed=args.seed,
+        train(model, data.train_x, profile, epochs=epochs, batch_size=run_batch, device=device, seed=args.seed,
               evaluate=evaluate, eval_every=args.eval_every, progress=False, **kwargs)
         return tuple(reached)
 
