@@ -3,14 +3,20 @@
     >>> from contrastive_lab.device import get_device, seed_everything
     >>> device = get_device()        # cuda, else mps, else cpu (or $CLAB_DEVICE)
     >>> seed_everything(0)           # CPU runs then repeat exactly
+    >>> with count_host_syncs() as syncs:   # how often the host waited for the device
+    ...     train_simclr(model, x, profile)
+    >>> syncs.total
 """
 from __future__ import annotations
 
 import os
 import random
 
+import collections
+
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ENV_VAR = "CLAB_DEVICE"
 
@@ -58,3 +64,37 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch.Generator seeded with `seed` that lives on `device`."""
     return torch.Generator(device=device).manual_seed(seed)
+
+
+# Operators that make the host wait for the device: reading a value (`.item()`,
+# `float(t)`, `bool(t)` dispatch to _local_scalar_dense), and ops whose output
+# size depends on the data (nonzero, boolean-mask indexing) or that answer a
+# Python bool.
+SYNCING_OPS = frozenset({"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select",
+                         "_unique", "_unique2", "unique_dim", "unique_consecutive"})
+
+
+class count_host_syncs(TorchDispatchMode):
+    """Count the operators that synchronise host and device, on any device.
+
+        >>> with count_host_syncs() as syncs:
+        ...     loss.item()
+        >>> syncs.total, dict(syncs.by_op)      # 1, {'aten._local_scalar_dense.default': 1}
+
+    On a CPU nothing waits, but the same operators run, so the count made on a
+    laptop is the count a GPU would pay. Used by the tests and benchmarks/gpu_check.py.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.by_op: collections.Counter = collections.Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_op.values())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)                                  # e.g. "aten.nonzero.default"
+        if name.split(".")[1] in SYNCING_OPS:
+            self.by_op[name] += 1
+        return func(*args, **(kwargs or {}))
