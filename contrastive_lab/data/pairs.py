@@ -4,7 +4,6 @@
     pk_batches(labels, p, k, generator)        P classes × K samples per batch (for mining)
     positive_pairs_from_labels(labels, ...)    (i, j) pairs with the same label
     random_triplets_from_labels(labels, ...)   (anchor, positive, negative) indices
-    two_augmented_views(x, config, generator)  SimCLR's positives: two views per image
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from collections.abc import Iterator
 
 import torch
 
-from ..augment import AugmentConfig, two_views
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None,
@@ -90,9 +88,3 @@ def _draw_where(labels, wanted, same: bool, exclude, generator):
             clash = pick == exclude[rows]
         out[rows] = pick
     return out
-
-
-def two_augmented_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
-                        generator: torch.Generator | None = None):
-    """Two augmented views of each image of x (N, C, H, W): SimCLR's positive pairs."""
-    return two_views(x, config, generator)
