@@ -74,6 +74,17 @@ SYNCING_OPS = frozenset({"_local_scalar_dense", "nonzero", "is_nonzero", "equal"
                          "_unique", "_unique2", "unique_dim", "unique_consecutive"})
 
 
+# Indexing with a boolean mask (x[mask], x[mask] = v) needs the number of True
+# entries on the host; on a CPU it reaches the dispatcher as plain index ops.
+MASK_INDEXING_OPS = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
+
+
+def _has_mask(args) -> bool:
+    indices = args[1] if len(args) > 1 else ()
+    return isinstance(indices, (list, tuple)) and any(
+        isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices)
+
+
 class count_host_syncs(TorchDispatchMode):
     """Count the operators that synchronise host and device, on any device.
 
@@ -95,6 +106,7 @@ class count_host_syncs(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = str(func)                                  # e.g. "aten.nonzero.default"
-        if name.split(".")[1] in SYNCING_OPS:
+        op = name.split(".")[1]
+        if op in SYNCING_OPS or (op in MASK_INDEXING_OPS and _has_mask(args)):
             self.by_op[name] += 1
         return func(*args, **(kwargs or {}))

@@ -60,7 +60,6 @@ class Profile:
         compile: torch.compile the models' modules (once; see train.compile_once).
         store_uint8: keep the training images on the device as uint8.
         log_every: the fit loop reads the loss on the host every this many steps.
-        num_threads: CPU threads torch may use (0 = leave torch's default).
     """
 
     name: str
@@ -86,7 +85,6 @@ class Profile:
     compile: bool
     store_uint8: bool
     log_every: int = 25
-    num_threads: int = 0
 
     @property
     def augment(self) -> AugmentConfig:
