@@ -45,6 +45,9 @@ class AugmentConfig:
     grayscale_p: probability of turning the image gray.
     blur_p, blur_sigma: probability and sigma range (pixels) of Gaussian blur.
     noise_std: std of additive Gaussian noise (0 = none).
+    rotation_p, rotation_degrees: probability and angle range of a rotation about
+        the centre (after the crop). (180, 180) turns a 6 into a 9: notebook 04's
+        example of an augmentation that breaks the label.
     """
 
     crop_scale: tuple[float, float] = (0.3, 1.0)
@@ -59,9 +62,11 @@ class AugmentConfig:
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 1.5)
     noise_std: float = 0.0
+    rotation_p: float = 0.0
+    rotation_degrees: tuple[float, float] = (-180.0, 180.0)
 
     def without(self, *groups: str) -> "AugmentConfig":
-        """A copy with whole groups switched off: "crop", "flip", "color", "blur", "noise".
+        """A copy with whole groups switched off: "crop", "flip", "color", "blur", "noise", "rotation".
 
         `cfg.without("color")` keeps crops only; used by augmentation ablations.
         """
@@ -71,6 +76,7 @@ class AugmentConfig:
             "color": {"jitter_p": 0.0, "grayscale_p": 0.0},
             "blur": {"blur_p": 0.0},
             "noise": {"noise_std": 0.0},
+            "rotation": {"rotation_p": 0.0},
         }
         changes = {}
         for group in groups:
@@ -240,6 +246,8 @@ def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     out = x
     if config.crop_scale != (1.0, 1.0) or config.crop_ratio != (1.0, 1.0) or config.flip_p > 0:
         out = random_resized_crop(out, config.crop_scale, config.crop_ratio, config.flip_p, generator)
+    if config.rotation_p > 0:
+        out = random_rotation(out, config.rotation_degrees, config.rotation_p, generator)
     if config.jitter_p > 0:
         out = color_jitter(out, config.brightness, config.contrast, config.saturation,
                            config.hue, config.jitter_p, generator)
@@ -288,8 +296,11 @@ def random_rotation(x: torch.Tensor, degrees=(-180.0, 180.0), p: float = 1.0,
 
 
 # ---------------------------------------------------------------- recipes per dataset
-DIGITS_RECIPE = AugmentConfig()
-"""Digits on clutter: crops, colour jitter, grayscale p = 0.5, NO flip (a flipped 2 is not a 2)."""
+DIGITS_RECIPE = AugmentConfig(crop_scale=(0.8, 1.0))
+"""Digits on clutter: mild crops (at least 80 % of the area), colour jitter, grayscale p = 0.5, NO
+flip (a flipped 2 is not a 2). The crop scale was chosen on validation images
+(benchmarks/crop_scale.py, printed in notebook 04): at notebook 05's budget (468 steps) crops of
+≥ 80 % gave validation k-NN 0.713 against 0.646 without crops and 0.650 with SimCLR's ≥ 30 %."""
 
 CIFAR10_RECIPE = AugmentConfig(crop_scale=(0.08, 1.0), flip_p=0.5, jitter_p=0.8, brightness=0.4,
                                contrast=0.4, saturation=0.4, hue=0.1, grayscale_p=0.2)

@@ -1,8 +1,6 @@
 """Self-checks for notebook 03 (InfoNCE / NT-Xent)."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import passed
@@ -18,26 +16,34 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
-def check_init_loss(simclr_512, moco_4096) -> None:
-    """Exercise 1: the loss of an untrained model.
+def check_unmasked_bug(nt_xent_unmasked, verdict) -> None:
+    """Exercise 1: nt_xent_unmasked(z1, z2, temperature) = NT-Xent WITHOUT masking each view's
+    similarity with itself (the classic bug); verdict = "above" or "below": where its loss at
+    initialization lands compared with ln(2N − 1)."""
+    import torch.nn.functional as F
 
-    simclr_512: NT-Xent at init for a batch of 512 images (1024 views).
-    moco_4096: info_nce at init with one positive and 4096 explicit negatives.
-    """
-    a = _number(simclr_512, "simclr_512")
-    b = _number(moco_4096, "moco_4096")
-    want_a, want_b = math.log(2 * 512 - 1), math.log(4096 + 1)
-    if abs(a - want_a) > 5e-5:
-        hint = ""
-        if abs(a - math.log(512)) < 5e-5 or abs(a - math.log(1024)) < 5e-5:
-            hint = " Count the candidates of one view: its twin plus every OTHER view, itself excluded."
-        raise AssertionError(f"simclr_512 = {a:.3f} is not the loss of a uniform softmax over the "
-                             f"candidates of one view.{hint}")
-    if abs(b - want_b) > 5e-5:
-        hint = " The positive is a candidate too." if abs(b - math.log(4096)) < 5e-5 else ""
-        raise AssertionError(f"moco_4096 = {b:.3f}: with all logits equal the loss is ln(number of "
-                             f"candidates).{hint}")
-    passed(f"ln(1023) = {want_a:.3f} and ln(4097) = {want_b:.3f}: a uniform guess among all candidates")
+    from ..losses import nt_xent
+
+    g = torch.Generator().manual_seed(30)
+    z1, z2 = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    twin = torch.cat([torch.arange(16, 32), torch.arange(16)])
+    for tau in (0.2, 0.5):
+        want = F.cross_entropy(z @ z.T / tau, twin).item()
+        got = float(nt_xent_unmasked(z1, z2, tau))
+        if abs(got - want) > 1e-4:
+            hint = (" That is the masked (correct) NT-Xent: leave the diagonal in." 
+                    if abs(got - nt_xent(z1, z2, tau).item()) < 1e-4 else "")
+            raise AssertionError(f"at τ = {tau} expected {want:.4f}, got {got:.4f}.{hint} Normalize the 2N rows, "
+                                 "logits = z @ z.T / τ, target of view i is its twin i ± N.")
+    if verdict not in ("above", "below"):
+        raise AssertionError('verdict must be "above" or "below"')
+    if verdict != "above":
+        raise AssertionError("look at the two numbers you printed again: a view's similarity with itself is "
+                             "the largest logit in its row (cos = 1), so the softmax puts its mass there and "
+                             "the twin gets little — the loss rises above ln(2N − 1)")
+    passed("without the mask each view's own logit 1/τ takes the softmax and the twin starves: the loss at "
+           "init sits far above ln(2N − 1). A first loss far from ln(2N − 1) is the bug detector.")
 
 
 def check_info_nce_explicit(fn) -> None:
