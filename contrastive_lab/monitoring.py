@@ -74,9 +74,27 @@ def median_bandwidth(x: torch.Tensor, max_points: int = 1000) -> float:
     return float(d.median().clamp_min(1e-12))
 
 
-def _rbf(z: torch.Tensor, bandwidth: float) -> torch.Tensor:
-    sq = torch.cdist(z, z).pow(2)
+def _rbf(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    """RBF kernel matrix (len(a), len(b)): exp(−‖a_i − b_j‖² / (2 · bandwidth²))."""
+    sq = torch.cdist(a, b).pow(2)
     return torch.exp(-sq / (2 * bandwidth ** 2))
+
+
+def _permutation_test(kernel: torch.Tensor, n: int, n_permutations: int,
+                      generator: torch.Generator | None) -> tuple[float, float]:
+    """MMD² of the first n rows against the rest, and its permutation p-value.
+
+    kernel: (n + m, n + m) kernel matrix of the pooled sample. Every split, observed and
+    permuted, is a weight vector w (+1/n on one side, −1/m on the other): MMD² = wᵀ K w.
+    """
+    m = len(kernel) - n
+    base = torch.cat([torch.full((n,), 1 / n), torch.full((m,), -1 / m)])
+    perms = torch.rand(n_permutations, n + m, generator=generator).argsort(1)   # a random order per row
+    weights = torch.cat([base[None], base[perms]])                         # (1 + P, n + m); row 0 = observed
+    stats = ((weights @ kernel) * weights).sum(1)
+    observed = stats[0]
+    p = (1 + (stats[1:] >= observed - 1e-12).sum().item()) / (1 + n_permutations)
+    return float(observed), float(p)
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
@@ -89,7 +107,7 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
     check_matrix(y, "y")
     z = torch.cat([x.float(), y.float()])
     w = torch.cat([torch.full((len(x),), 1 / len(x)), torch.full((len(y),), -1 / len(y))])
-    return float(w @ _rbf(z, bandwidth) @ w)
+    return float(w @ _rbf(z, z, bandwidth) @ w)
 
 
 @dataclass
@@ -120,15 +138,35 @@ def mmd_test(x: torch.Tensor, y: torch.Tensor, n_permutations: int = 199, bandwi
         raise ValueError(f"n_permutations must be ≥ 1, got {n_permutations}")
     z = torch.cat([x.float(), y.float()])
     bw = bandwidth if bandwidth is not None else median_bandwidth(z)
-    kernel = _rbf(z, bw)                                                   # (n + m, n + m)
-    n, m = len(x), len(y)
-    base = torch.cat([torch.full((n,), 1 / n), torch.full((m,), -1 / m)])
-    perms = torch.rand(n_permutations, n + m, generator=generator).argsort(1)   # a random order per row
-    weights = torch.cat([base[None], base[perms]])                         # (1 + P, n + m); row 0 = observed
-    stats = ((weights @ kernel) * weights).sum(1)                          # wᵀ K w for every split
-    observed = stats[0]
-    p = (1 + (stats[1:] >= observed - 1e-12).sum().item()) / (1 + n_permutations)
-    return MMDResult(float(observed), float(p), float(bw), n_permutations)
+    observed, p = _permutation_test(_rbf(z, z, bw), len(x), n_permutations, generator)
+    return MMDResult(observed, p, float(bw), n_permutations)
+
+
+def false_alarm_rate(pool: torch.Tensor, n_reference: int, batch_size: int, trials: int = 100,
+                     alpha: float = 0.05, n_permutations: int = 99, bandwidth: float | None = None,
+                     generator: torch.Generator | None = None) -> float:
+    """How often the MMD test raises an alarm when nothing has changed.
+
+    pool: (N, D) embeddings of unshifted data, N ≥ n_reference + batch_size. Each trial
+    splits a random subset into a reference of n_reference rows and a batch of batch_size
+    rows (both from the same distribution, so every alarm is false) and tests them at level
+    alpha. Returns the fraction of trials with p ≤ alpha; an exact test keeps it ≤ alpha up
+    to sampling noise (binomial: about ±2·sqrt(alpha / trials)). The pool's kernel matrix
+    is computed once, so trials are cheap even for wide features such as raw pixels.
+    """
+    check_matrix(pool, "pool")
+    if n_reference + batch_size > len(pool):
+        raise ValueError(f"the pool has {len(pool)} rows; each trial needs n_reference + batch_size = "
+                         f"{n_reference + batch_size}")
+    bw = bandwidth if bandwidth is not None else median_bandwidth(pool)
+    z = pool.float()
+    kernel = _rbf(z, z, bw)
+    alarms = 0
+    for _ in range(trials):
+        pick = torch.randperm(len(z), generator=generator)[:n_reference + batch_size]
+        _, p = _permutation_test(kernel[pick][:, pick], n_reference, n_permutations, generator)
+        alarms += p <= alpha
+    return alarms / trials
 
 
 @dataclass
@@ -148,7 +186,8 @@ class DriftMonitor:
     alpha: the false-alarm rate accepted per batch (the test's level). When
         alpha · (n_permutations + 1) is a whole number (0.05 · 200 = 10) the level is exact.
     bandwidth: fixed from the reference by the median heuristic, so statistics of
-        successive batches are comparable.
+        successive batches are comparable. The reference's own kernel block is computed
+        once; each batch adds only its rows.
     """
 
     reference: torch.Tensor
@@ -165,12 +204,22 @@ class DriftMonitor:
         if not self.bandwidth:
             self.bandwidth = median_bandwidth(self.reference)
         self._generator = torch.Generator().manual_seed(self.seed)
+        self._ref = self.reference.float()
+        self._k_ref = _rbf(self._ref, self._ref, self.bandwidth)
 
     def check(self, batch: torch.Tensor) -> DriftResult:
-        """Test one batch (M, D): drift is flagged when p ≤ alpha."""
-        r = mmd_test(self.reference, batch, self.n_permutations, self.bandwidth, self._generator)
-        return DriftResult(r.statistic, r.p_value, r.p_value <= self.alpha)
+        """Test one batch (M, D) against the reference: drift is flagged when p ≤ alpha."""
+        check_matrix(batch, "batch")
+        if batch.shape[1] != self._ref.shape[1]:
+            raise ValueError(f"batch has {batch.shape[1]} dimensions, the reference {self._ref.shape[1]}: "
+                             "embed it with the model the monitor was built for")
+        b = batch.float()
+        k_rb = _rbf(self._ref, b, self.bandwidth)
+        kernel = torch.cat([torch.cat([self._k_ref, k_rb], 1),
+                            torch.cat([k_rb.T, _rbf(b, b, self.bandwidth)], 1)])
+        statistic, p = _permutation_test(kernel, len(self._ref), self.n_permutations, self._generator)
+        return DriftResult(statistic, p, p <= self.alpha)
 
 
 __all__ = ["knn_anomaly_score", "roc_auc", "median_bandwidth", "mmd2", "mmd_test", "MMDResult",
-           "DriftMonitor", "DriftResult"]
+           "false_alarm_rate", "DriftMonitor", "DriftResult"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .augment import color_jitter, gaussian_blur, gaussian_noise, random_grayscale, random_resized_crop
+from .augment import color_jitter, gaussian_blur, gaussian_noise, random_resized_crop
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,17 @@ class ProductionSettings:
     k: neighbours retrieved (recall@k against exact search).
     hnsw_m, ef_construction, ef_search: HNSW's links per vector, build and search candidates.
     ivf_nlist, nprobe: IVF's k-means cells and the cells visited per query.
-    pq_bytes: bytes per vector of the compressed IVF-PQ index.
+    compressed: the vector codec of the compressed IVF index ("SQ8": one byte per dimension).
     train_size: vectors the IVF (and PQ) k-means is trained on.
     n_catalogue: real images of the catalogue the service searches (sections 4, 5, 8);
         n_duplicates: of those, how many get a near-duplicate query.
     target_precision: precision the near-duplicate threshold is calibrated for.
     normal_classes: classes that count as "normal" for anomaly and drift detection.
     anomaly_k: neighbours the k-NN anomaly score averages over.
-    n_reference, drift_batch, n_null_batches, n_permutations, alpha: the drift monitor's
-        reference size, batch size, unshifted batches for the false-alarm rate, test permutations, level.
+    n_reference, drift_batch, n_permutations, alpha: the drift monitor's reference size,
+        batch size, test permutations and level.
+    drift_pool: fresh images of normal traffic that batches are drawn from (shifted pools: half as many).
+    n_null_batches: unshifted batches the false-alarm rate is measured on.
     stream_segment: batches per segment of the simulated stream.
     """
 
@@ -57,7 +59,7 @@ class ProductionSettings:
     ef_search: tuple[int, ...]
     ivf_nlist: int
     nprobe: tuple[int, ...]
-    pq_bytes: int
+    compressed: str
     train_size: int
     n_catalogue: int
     n_duplicates: int
@@ -66,6 +68,7 @@ class ProductionSettings:
     anomaly_k: int
     n_reference: int
     drift_batch: int
+    drift_pool: int
     n_null_batches: int
     n_permutations: int
     alpha: float
@@ -86,7 +89,7 @@ def production_settings(profile) -> ProductionSettings:
     quick = profile.backbone == "small_cnn"
     return ProductionSettings(
         v1_epochs=profile.sweep_epochs if quick else profile.epochs,
-        v2_epochs=profile.sweep_epochs - 1 if quick else profile.sweep_epochs,
+        v2_epochs=profile.sweep_epochs // 2 if quick else profile.sweep_epochs,
         n_real=10_000 if quick else 50_000,
         n_corpus=100_000 if quick else 1_000_000,
         n_queries=profile.n_test,
@@ -97,7 +100,7 @@ def production_settings(profile) -> ProductionSettings:
         ef_search=(16, 32, 64, 128),
         ivf_nlist=256 if quick else 4096,
         nprobe=(1, 2, 4, 8, 16, 32),
-        pq_bytes=32,
+        compressed="SQ8",
         train_size=10_000 if quick else 200_000,
         n_catalogue=2000 if quick else 10_000,
         n_duplicates=500 if quick else 2500,
@@ -106,21 +109,21 @@ def production_settings(profile) -> ProductionSettings:
         anomaly_k=10,
         n_reference=300 if quick else 1000,
         drift_batch=100,
+        drift_pool=1000 if quick else 5000,
         n_null_batches=100 if quick else 500,
         n_permutations=99 if quick else 199,
         alpha=0.05,
-        stream_segment=10 if quick else 25,
+        stream_segment=20 if quick else 50,
     )
 
 
 def near_duplicates(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A near-duplicate of every image, made by known transformations (the kind a re-upload,
-    a filter or a screenshot applies): a crop of 60-100 % of the area resized back, brightness,
-    contrast and saturation ±30 %, a hue shift up to 0.1 turn, grayscale with probability 0.3,
-    a light blur half the time, and pixel noise. images (N, C, H, W) in [0, 1] → the same shape."""
-    x = random_resized_crop(images, scale=(0.6, 1.0), generator=generator)
-    x = color_jitter(x, 0.3, 0.3, 0.3, 0.1, p=1.0, generator=generator)
-    x = random_grayscale(x, p=0.3, generator=generator)
+    a filter or a screenshot applies): a crop of 70-100 % of the area resized back, brightness,
+    contrast and saturation ±20 %, a hue shift up to 0.05 turn, a light blur half the time, and
+    pixel noise. images (N, C, H, W) in [0, 1] → the same shape."""
+    x = random_resized_crop(images, scale=(0.7, 1.0), generator=generator)
+    x = color_jitter(x, 0.2, 0.2, 0.2, 0.05, p=1.0, generator=generator)
     x = gaussian_blur(x, sigma=(0.1, 1.0), p=0.5, generator=generator)
     return gaussian_noise(x, std=0.02, generator=generator)
 

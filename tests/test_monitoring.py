@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from contrastive_lab.monitoring import DriftMonitor, knn_anomaly_score, mmd2, mmd_test, roc_auc
+from contrastive_lab.monitoring import DriftMonitor, false_alarm_rate, knn_anomaly_score, mmd2, mmd_test, roc_auc
 
 
 def unit(deg):
@@ -50,10 +50,30 @@ def test_false_alarm_rate_on_unshifted_data_is_near_its_level():
     assert 0.05 <= alarms / trials <= 0.16
 
 
+def test_false_alarm_rate_helper_is_near_its_level():
+    g = torch.Generator().manual_seed(4)
+    pool = torch.randn(300, 3, generator=g)
+    rate = false_alarm_rate(pool, n_reference=40, batch_size=20, trials=300, alpha=0.1, n_permutations=99, generator=g)
+    assert 0.05 <= rate <= 0.16
+    with pytest.raises(ValueError, match="needs n_reference"):
+        false_alarm_rate(pool[:50], n_reference=40, batch_size=20)
+
+
 def test_a_shifted_mean_is_detected():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(50, 3, generator=g), torch.randn(50, 3, generator=g) + 1.0
     assert mmd_test(x, y, generator=g).p_value <= 0.01
+
+
+def test_drift_monitor_gives_the_same_test_as_mmd_test():
+    g = torch.Generator().manual_seed(3)
+    reference, batch = torch.randn(40, 3, generator=g), torch.randn(20, 3, generator=g) + 0.3
+    monitor = DriftMonitor(reference, model_version="v1", n_permutations=49, seed=7)
+    direct = mmd_test(reference, batch, n_permutations=49, bandwidth=monitor.bandwidth,
+                      generator=torch.Generator().manual_seed(7))
+    result = monitor.check(batch)
+    assert result.statistic == pytest.approx(direct.statistic, rel=1e-5)
+    assert result.p_value == direct.p_value
 
 
 def test_drift_monitor_flags_shift_and_checks_alpha():
