@@ -24,8 +24,8 @@ from .augment import color_jitter, gaussian_blur, gaussian_noise, random_resized
 class ProductionSettings:
     """Sizes of notebook 12, derived from a profile by `production_settings`.
 
-    v1_epochs, v2_epochs: SimCLR epochs of the served model (v1) and of the "new version"
-        (v2, retrained from another seed) whose arrival section 4 simulates.
+    v2_epochs: SimCLR epochs of the "new model version" (v2, retrained from another seed)
+        whose arrival section 4 simulates; v1 is notebook 05's model (`course_simclr`).
     n_real: images embedded by the model for the vector-index benchmark;
         n_corpus: its size after topping up with jittered copies of those embeddings.
     n_queries: queries whose recall is measured (searched in one batch);
@@ -47,7 +47,6 @@ class ProductionSettings:
     stream_segment: batches per segment of the simulated stream.
     """
 
-    v1_epochs: int
     v2_epochs: int
     n_real: int
     n_corpus: int
@@ -88,7 +87,6 @@ def production_settings(profile) -> ProductionSettings:
     """
     quick = profile.backbone == "small_cnn"
     return ProductionSettings(
-        v1_epochs=profile.sweep_epochs if quick else profile.epochs,
         v2_epochs=profile.sweep_epochs // 2 if quick else profile.sweep_epochs,
         n_real=10_000 if quick else 50_000,
         n_corpus=100_000 if quick else 1_000_000,
