@@ -3,7 +3,7 @@
     words       a word-level Tokenizer and a small TextEncoder (CLIP's captions, notebook 08)
     identifiers the pre-tokenisation rule for code words: `nan_to_num` → nan_to_num, nan, to, num
     corpus      a retrieval corpus built from the docstrings of installed libraries (notebook 09)
-    subword     a WordPiece tokenizer trained with Hugging Face `tokenizers`
+    subword     a BPE subword tokenizer trained with Hugging Face `tokenizers`
     bm25        BM25 scores from the `bm25s` library
     biencoder   a small Transformer encoder shared by queries and documents (Sentence-BERT)
 
