@@ -225,3 +225,39 @@ def test_biencoder_needs_a_layer():
 
 def test_word_tokenizer_still_works_from_the_package():
     assert Tokenizer.from_texts(["a red circle"]).vocab_size == 5
+
+
+# ------------------------------------------------------------------ optional downloads, never required
+def test_paraphrase_set_reports_why_it_is_missing(monkeypatch):
+    import sys
+    from contrastive_lab.text.corpus import load_paraphrase_set
+
+    monkeypatch.setitem(sys.modules, "datasets", None)          # as if not installed
+    pairs, reason = load_paraphrase_set()
+    assert pairs is None and "datasets" in reason
+
+
+def test_paraphrase_set_through_a_loader(monkeypatch):
+    import sys
+    import types
+    from contrastive_lab.text.corpus import load_paraphrase_set
+
+    fake = types.SimpleNamespace(load_dataset=lambda name, split: {
+        "sentence1": ["a cat sits"], "sentence2": ["a cat is sitting"], "score": [0.9]})
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    assert load_paraphrase_set() == ([("a cat sits", "a cat is sitting", 0.9)], "")
+
+    def offline(name, split):
+        raise ConnectionError("no network")
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
+    pairs, reason = load_paraphrase_set()
+    assert pairs is None and "ConnectionError" in reason
+
+
+def test_pretrained_encoder_is_optional(monkeypatch):
+    import sys
+    from contrastive_lab.text.biencoder import load_pretrained
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    model, reason = load_pretrained()
+    assert model is None and "not installed" in reason

@@ -381,3 +381,22 @@ def truncate_words(text: str, n: int) -> str:
         raise ValueError(f"n must be >= 1, got {n}")
     words = text.split()
     return text if len(words) <= n else " ".join(words[:n])
+
+
+def load_paraphrase_set(name: str = "sentence-transformers/stsb", split: str = "test"):
+    """A public paraphrase set through Hugging Face `datasets` (a maintained loader), when it can be had.
+
+    Returns (pairs, "") with pairs a list of (sentence1, sentence2, score in [0, 1])
+    — STS-B by default — or (None, reason) when `datasets` is not installed or the
+    download fails (offline). It never raises for lack of network.
+    """
+    try:
+        import datasets
+    except ImportError:
+        return None, "the `datasets` package is not installed (pip install datasets)"
+    try:
+        ds = datasets.load_dataset(name, split=split)
+        pairs = list(zip(ds["sentence1"], ds["sentence2"], (float(s) for s in ds["score"])))
+    except Exception as error:                      # offline, or the set moved: say so, go on
+        return None, f"could not load {name} ({type(error).__name__})"
+    return pairs, ""
