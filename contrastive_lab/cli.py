@@ -41,7 +41,7 @@ from .data.folder import load_image_folder
 from .distributed import World, WorldError, cleanup, per_process_batch, setup
 from .export import Preprocessing, export_encoder, load_exported
 from .methods.clip import clip_settings
-from .methods.data_parallel import (METHODS, build_model, negatives_per_query, train_clip_data_parallel,
+from .methods.data_parallel import (METHODS, build_model, negatives_for_method, train_clip_data_parallel,
                                     train_data_parallel)
 from .models import make_encoder
 from .profiles import PROFILES, get_profile
@@ -50,16 +50,25 @@ from .text import Tokenizer
 LR_SCALING = ("none", "linear", "sqrt")
 
 MULTI_NODE = """\
-# Several nodes, 8 GPUs each: run the same line on every node (node 0's address as the endpoint)
+# Several nodes (here 4 nodes × 8 GPUs): the same line on every node, node 0's address as the endpoint
 torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d --rdzv-endpoint node0.example:29500 \\
-    --rdzv-id simclr-run-1 -m contrastive_lab.cli train simclr --profile full --lr-scaling sqrt --sync-bn --out runs/simclr
+    --rdzv-id simclr-run-1 -m contrastive_lab.cli train simclr --profile full --global-batch-size 4096 \\
+    --lr-scaling sqrt --sync-bn --out runs/simclr
 
-# The same under Slurm (sbatch this file): one torchrun per node, srun starts them
-#SBATCH --job-name=simclr --nodes=4 --ntasks-per-node=1 --gpus-per-node=8 --cpus-per-task=32 --time=12:00:00
-export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# Under Slurm: save the lines from #!/bin/bash on as train.sbatch; submit with `sbatch train.sbatch`.
+# srun starts one torchrun per node; torchrun starts one process per GPU (32 × 128 = 4096 images a step).
+#!/bin/bash
+#SBATCH --job-name=simclr
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=8
+#SBATCH --cpus-per-task=32
+#SBATCH --time=12:00:00
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 8 --rdzv-backend c10d \\
-    --rdzv-endpoint "$MASTER_ADDR:29500" --rdzv-id "$SLURM_JOB_ID" \\
-    -m contrastive_lab.cli train simclr --profile full --lr-scaling sqrt --sync-bn --out runs/simclr
+    --rdzv-endpoint "$head_node:29500" --rdzv-id "$SLURM_JOB_ID" \\
+    -m contrastive_lab.cli train simclr --profile full --global-batch-size 4096 \\
+    --lr-scaling sqrt --sync-bn --out runs/simclr
 """
 
 
@@ -144,6 +153,17 @@ def load_run_encoder(path) -> nn.Module:
     return load_exported(path, build_run_encoder)
 
 
+def _rank_zero_first(world: World, load):
+    """Run `load()` on rank 0 first (it downloads and caches), then on the other ranks
+    (they read the cache): W processes never download the same dataset at once."""
+    if world.world_size > 1 and not world.is_main:
+        torch.distributed.barrier()
+    result = load()
+    if world.world_size > 1 and world.is_main:
+        torch.distributed.barrier()
+    return result
+
+
 def _write_json(path: Path, record: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     with os.fdopen(fd, "w") as f:
@@ -187,12 +207,13 @@ def train(args: argparse.Namespace, world: World) -> dict:
             train_x, _, classes = load_image_folder(args.data, args.image_size, args.n_train, args.seed)
             source = f"{args.data} ({len(train_x)} images, {len(classes)} folders)"
         else:
-            data = load_image_dataset(profile.dataset, args.n_train or profile.n_train, n_test=1, seed=args.seed)
+            data = _rank_zero_first(world, lambda: load_image_dataset(profile.dataset, args.n_train or profile.n_train,
+                                                                      n_test=1, seed=args.seed))
             train_x, source = data.train_x, data.name
         model = build_model(args.method, profile, in_channels=train_x.shape[1], queue_size=args.queue_size,
                             momentum=args.momentum)
         n_images, image_size = len(train_x), tuple(train_x.shape[-2:])
-    negatives = negatives_per_query(args.method, model, batch_size, world.world_size)
+    negatives = negatives_for_method(args.method, model, batch_size, world.world_size)
     say(f"{args.method} on {world.world_size} process(es) ({world.backend or 'single'}, {world.device}): "
         f"{batch_size} images per process, global batch {global_batch}, {negatives} negatives per query, "
         f"lr {lr:.3g}, {n_images} images" + ("" if args.method == "clip" else f" from {source}"), flush=True)

@@ -65,6 +65,18 @@ def test_a_half_set_world_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "WORLD_SIZE is set but RANK is not" in capsys.readouterr().err
 
 
+def test_sync_batchnorm_on_cpu_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["train", "simclr", *TINY, "--sync-bn", "--out", str(tmp_path)]) == 2
+    assert "SyncBatchNorm runs on CUDA GPUs only" in capsys.readouterr().err
+
+
+def test_the_help_shows_the_multi_node_command_lines(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--nproc_per_node" in help_text and "#SBATCH --nodes=4" in help_text
+
+
 def test_clip_refuses_an_image_folder(tmp_path, capsys):
     assert cli.main(["train", "clip", *TINY, "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "CLIP trains on image–caption pairs" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from contrastive_lab.data.shapes import make_captioned_scenes
 from contrastive_lab.distributed import World
 from contrastive_lab.methods import BYOL, MoCo, SimCLR, train_byol, train_clip, train_moco, train_simclr
 from contrastive_lab.methods.clip import build_clip, clip_settings
-from contrastive_lab.methods.data_parallel import (build_model, negatives_per_query, train_clip_data_parallel,
+from contrastive_lab.methods.data_parallel import (build_model, negatives_for_method, train_clip_data_parallel,
                                                    train_data_parallel)
 from contrastive_lab.models import make_encoder
 from contrastive_lab.profiles import QUICK
@@ -61,13 +61,26 @@ def test_build_model_gives_the_course_models():
 
 def test_negatives_per_query_of_each_method():
     moco = MoCo(make_encoder(TOY), 8, queue_size=4096)
-    assert negatives_per_query("simclr", None, 64, 8) == 2 * 64 * 8 - 2
-    assert negatives_per_query("clip", None, 64, 8) == 64 * 8 - 1
-    assert negatives_per_query("moco", moco, 64, 8) == 4096          # the queue, whatever the batch
-    assert negatives_per_query("byol", None, 64, 8) == 0
+    assert negatives_for_method("simclr", None, 64, 8) == 2 * 64 * 8 - 2
+    assert negatives_for_method("clip", None, 64, 8) == 64 * 8 - 1
+    assert negatives_for_method("moco", moco, 64, 8) == 4096          # the queue, whatever the batch
+    assert negatives_for_method("byol", None, 64, 8) == 0
 
 
 def test_moco_queue_must_hold_a_global_batch():
     world = World(0, 4, 0, torch.device("cpu"), "gloo")               # checked before any collective
     with pytest.raises(ValueError, match=r"queue \(32 keys\) must hold at least one global batch \(4 × 16\)"):
         train_data_parallel("moco", MoCo(make_encoder(TOY), 8, queue_size=32), images(), TOY, world)
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "byol"])
+def test_data_parallel_steps_do_not_synchronise_with_the_host(method):
+    """The gathered losses keep the training path's rule: 2 epochs × 4 steps, log_every 4,
+    at most the loop's own two reads of the losses."""
+    from contrastive_lab.device import count_host_syncs
+
+    torch.manual_seed(0)
+    model = build_model(method, TOY, queue_size=64)
+    with count_host_syncs() as syncs:
+        history = train_data_parallel(method, model, images(), TOY, ONE, epochs=2, progress=False)
+    assert len(history.loss) == 8 and syncs.total <= 2, dict(syncs.by_op)

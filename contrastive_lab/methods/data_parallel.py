@@ -84,7 +84,7 @@ def trainable_part(method: str, model: nn.Module) -> nn.Module:
     return model
 
 
-def negatives_per_query(method: str, model: nn.Module, batch_size: int, world_size: int) -> int:
+def negatives_for_method(method: str, model: nn.Module, batch_size: int, world_size: int) -> int:
     """Negatives one query is scored against in a step of `method` with W processes of B images."""
     if method == "simclr":
         return 2 * batch_size * world_size - 2
