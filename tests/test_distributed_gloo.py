@@ -143,7 +143,7 @@ def ranks(tmp_path_factory):
             for p in context.processes:
                 p.kill()
             pytest.fail(f"the {WORLD} processes did not finish within {TIMEOUT_S} s")
-    return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(WORLD)]
+    return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=True) for r in range(WORLD)]
 
 
 def max_diff(a: dict, b: dict) -> float:
