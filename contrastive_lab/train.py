@@ -16,6 +16,10 @@ progress line and the history are updated at those reads. Input checks that
 read values (`validate.value_checks`) are switched off inside the step; shape
 checks stay. The optimizers are the fused kernels, which keep their step
 counters on the device too.
+
+**Several processes (torchrun).** Under torch.distributed every process runs
+this loop on its own shard of the data; only rank 0 shows the progress line
+and writes the checkpoint, and every process resumes from it.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from .device import is_main_process
 from .validate import value_checks
 
 OPTIMIZERS = ("adam", "adamw")
@@ -249,10 +254,11 @@ def fit(
             the optimizer, the schedule, `generators` (name → torch.Generator, on
             any device), torch's global random state, the epoch and the history,
             so a resumed run repeats the uninterrupted one exactly (on CPU).
+            Under torch.distributed only rank 0 writes it; every rank reads it.
         history: continue an existing History.
         log_every: read the losses on the host every this many steps.
         max_seconds: stop at the first read after this much wall-clock time.
-        progress: show the progress line.
+        progress: show the progress line (on rank 0 only, under torch.distributed).
 
     Raises FloatingPointError, naming the step, when the loss becomes NaN/Inf;
     the run so far is attached as `error.history` (the bad loss last).
@@ -273,7 +279,7 @@ def fit(
         if not modules:
             raise ValueError("resuming a checkpoint needs `modules` (name → nn.Module)")
         start_epoch, history = load_checkpoint(checkpoint, modules, optimizer, scheduler, generators)
-    bar = Progress(desc, total_steps, progress and start_epoch < epochs)
+    bar = Progress(desc, total_steps, progress and start_epoch < epochs and is_main_process())
     done = len(history.loss)
     started = time.perf_counter()
     pending_loss: list[torch.Tensor] = []
@@ -335,7 +341,7 @@ def fit(
             if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs or stopped):
                 for name, value in evaluate().items():
                     history.log(name, epoch + 1, value)
-            if checkpoint is not None and modules:
+            if checkpoint is not None and modules and is_main_process():
                 save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history, scheduler, generators)
             if stopped:
                 break
