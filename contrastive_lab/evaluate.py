@@ -335,19 +335,22 @@ def pair_scores(emb: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Te
     """Cosine similarity of each pair (emb[i_p], emb[j_p]): emb (N, D), i, j (P,) → (P,)."""
     check_matrix(emb, "emb")
     z = F.normalize(emb.float(), dim=1)
+    if len(z) ** 2 <= 4 * len(i) and len(z) <= 16_384:    # many pairs: one matrix product is faster
+        return (z @ z.T)[i, j]
     return (z[i] * z[j]).sum(1)
 
 
-def roc(scores: torch.Tensor, same: torch.Tensor):
+def roc(scores: torch.Tensor, same: torch.Tensor, drop_intermediate: bool = False):
     """ROC of a verifier: (far, tar, thresholds) as numpy arrays, thresholds decreasing.
 
     At thresholds[k], pairs with score ≥ thresholds[k] are accepted and give FAR far[k]
-    and TAR tar[k]. scikit-learn's `roc_curve` with every threshold kept.
+    and TAR tar[k]. scikit-learn's `roc_curve`, with every threshold kept unless
+    drop_intermediate=True (fewer points, the same curve: enough for a plot).
     """
     from sklearn.metrics import roc_curve
 
     s, y = _check_scores(scores, same)
-    far, tar, thresholds = roc_curve(y, s, drop_intermediate=False)
+    far, tar, thresholds = roc_curve(y, s, drop_intermediate=drop_intermediate)
     return far, tar, thresholds
 
 
@@ -367,7 +370,10 @@ def equal_error_rate(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, f
     between it and the step before, where FRR > FAR. Returns (eer, threshold),
     eer in [0, 1]; the threshold is the one at that first step.
     """
-    far, tar, thresholds = roc(scores, same)
+    return _eer_from_roc(*roc(scores, same))
+
+
+def _eer_from_roc(far, tar, thresholds) -> tuple[float, float]:
     frr = 1 - tar
     k = int((frr <= far).argmax())                       # first step where the curves have crossed
     if k == 0:
@@ -420,10 +426,15 @@ def confusion_counts(scores: torch.Tensor, same: torch.Tensor, threshold: float)
 
 def verification_report(scores: torch.Tensor, same: torch.Tensor,
                         fars: tuple[float, ...] = (1e-2, 1e-3)) -> dict[str, float]:
-    """{"AUC", "EER", "TAR@FAR=…" for each far} of one set of scored pairs."""
-    report = {"AUC": auc(scores, same), "EER": equal_error_rate(scores, same)[0]}
+    """{"AUC", "EER", "TAR@FAR=…" for each far} of one set of scored pairs (one ROC for all)."""
+    from sklearn.metrics import auc as area
+
     for far in fars:
-        report[f"TAR@FAR={far:g}"] = tar_at_far(scores, same, far)
+        _check_far(far)
+    curve = roc(scores, same)
+    report = {"AUC": float(area(curve[0], curve[1])), "EER": _eer_from_roc(*curve)[0]}
+    for far in fars:
+        report[f"TAR@FAR={far:g}"] = float(curve[1][curve[0] <= far].max())
     return report
 
 

@@ -105,3 +105,22 @@ def test_gallery_probe_split_enrols_the_first_of_each_identity():
 def test_bad_input_gives_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------- notebook 10's settings and embedder
+def test_settings_follow_the_profile_and_the_embedder_runs_at_toy_size():
+    from contrastive_lab.losses import arcface_loss
+    from contrastive_lab.methods.verification import make_embedder, verification_settings
+    from contrastive_lab.profiles import get_profile
+
+    quick, full = verification_settings(get_profile("quick")), verification_settings(get_profile("full"))
+    assert quick.source == "generated" and full.source == "omniglot"
+    assert quick.n_train_ids >= 600 and quick.n_val_ids >= 100 and quick.n_test_ids >= 300
+    assert quick.n_gallery < quick.eval_per_identity            # every test identity has probes
+    for settings in (quick, full):
+        model = make_embedder(settings)
+        z = model(torch.rand(4, 1, settings.image_size, settings.image_size))
+        assert z.shape == (4, settings.embed_dim)
+        centres = torch.nn.Parameter(torch.randn(3, settings.embed_dim))
+        arcface_loss(z, centres, torch.tensor([0, 1, 2, 0]), settings.arcface_margin, settings.arcface_scale).backward()
+        assert centres.grad is not None and torch.isfinite(centres.grad).all()

@@ -31,11 +31,15 @@ class VerificationSettings:
     n_train_ids, n_val_ids, n_test_ids: identities per split (generated glyphs).
     per_identity: images per training identity; eval_per_identity: per val/test identity.
     n_gallery: test images per identity enrolled in the 1:N gallery (the rest are probes).
+    max_impostors: impostor pairs drawn at random for each pair set (every genuine pair is kept);
+        200,000 leave 200 false accepts at FAR = 1e-3, and keep a ROC to a tenth of a second.
     image_size: side of the grayscale images.
     encoder: the profile the embedder's encoder is built from (`make_encoder`).
     embed_dim: embedding size of every model.
     p, k: identities per batch × images per identity (P·K images a batch).
     steps: optimizer steps of every training run.
+    leak_steps: steps of the two leakage runs, which train on a tenth of the images and must
+        fit their identities (memorize them) for the leak to show.
     lr: Adam learning rate.
     arcface_margin, arcface_scale: ArcFace's m (radians) and s (Deng et al. 2019's values).
     supcon_temperature: SupCon's τ (notebook 04's).
@@ -52,12 +56,14 @@ class VerificationSettings:
     per_identity: int
     eval_per_identity: int
     n_gallery: int
+    max_impostors: int
     image_size: int
     encoder: Profile
     embed_dim: int
     p: int
     k: int
     steps: int
+    leak_steps: int
     lr: float
     arcface_margin: float
     arcface_scale: float
@@ -85,12 +91,12 @@ def verification_settings(profile: Profile) -> VerificationSettings:
     return VerificationSettings(
         source="generated" if quick else "omniglot",
         n_train_ids=640, n_val_ids=120 if quick else 150, n_test_ids=320,
-        per_identity=16, eval_per_identity=10, n_gallery=5 if quick else 10,
+        per_identity=16, eval_per_identity=10, n_gallery=5 if quick else 10, max_impostors=200_000,
         image_size=28,
         encoder=profile.replace(backbone="small_cnn", cnn_widths=profile.cnn_widths if quick else (64, 64, 64, 64)),
         embed_dim=profile.proj_dim,
         p=32 if quick else 64, k=4,
-        steps=150 if quick else 3000,
+        steps=150 if quick else 3000, leak_steps=200 if quick else 3000,
         lr=profile.lr,
         arcface_margin=0.5, arcface_scale=30.0, supcon_temperature=0.1, triplet_margin=0.2,
         target_far=1e-2,
