@@ -284,6 +284,7 @@ def knn_monitor(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor
 #     confusion_counts(scores, same, threshold)     true/false accepts and rejects
 #     verification_report(scores, same, fars)       AUC, EER and TAR@FAR in one dict
 #     gallery_probe_split(labels, n_gallery)        1:N identification: who enrols, who asks
+#     first_per_identity(labels, n)                 the first n items of every identity
 
 def _check_scores(scores: torch.Tensor, same: torch.Tensor) -> tuple:
     """scores (P,) float and same (P,) bool → numpy arrays; both kinds of pair must be present."""
@@ -438,6 +439,23 @@ def verification_report(scores: torch.Tensor, same: torch.Tensor,
     return report
 
 
+def first_per_identity(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first n items of every identity (in order of appearance), ascending.
+
+    labels (N,) → (M,) indices; an identity with fewer than n items gives all of them.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
+        raise ValueError("expected labels of shape (N,)")
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    rank = torch.arange(len(labels)) - torch.searchsorted(sorted_labels, sorted_labels)   # 0, 1, 2 … per identity
+    keep = torch.empty(len(labels), dtype=torch.bool)
+    keep[order] = rank < n
+    return keep.nonzero().flatten()
+
+
 def gallery_probe_split(labels: torch.Tensor, n_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split items into an enrolled gallery and probes for 1:N identification.
 
@@ -446,18 +464,11 @@ def gallery_probe_split(labels: torch.Tensor, n_gallery: int) -> tuple[torch.Ten
     `recall_at_k(emb[probe], labels[probe], emb[gallery], labels[gallery], 1)`:
     the share of probes whose nearest gallery item is their own identity.
     """
-    if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
-        raise ValueError("expected labels of shape (N,)")
-    if n_gallery < 1:
-        raise ValueError(f"n_gallery must be ≥ 1, got {n_gallery}")
-    order = torch.argsort(labels, stable=True)
-    sorted_labels = labels[order]
-    first = torch.searchsorted(sorted_labels, sorted_labels)       # first position of each label
-    rank = torch.arange(len(labels)) - first                         # 0, 1, 2 … within each identity
-    counts = torch.bincount(sorted_labels - sorted_labels.min())
-    if int(counts[counts > 0].min()) <= n_gallery:
+    gallery = first_per_identity(labels, n_gallery)
+    counts = torch.unique(labels, return_counts=True)[1]
+    if int(counts.min()) <= n_gallery:
         raise ValueError(f"every identity needs more than n_gallery={n_gallery} items so it has a probe; "
-                         f"the smallest has {int(counts[counts > 0].min())}")
-    in_gallery = torch.empty(len(labels), dtype=torch.bool)
-    in_gallery[order] = rank < n_gallery
-    return in_gallery.nonzero().flatten(), (~in_gallery).nonzero().flatten()
+                         f"the smallest has {int(counts.min())}")
+    in_gallery = torch.zeros(len(labels), dtype=torch.bool)
+    in_gallery[gallery] = True
+    return gallery, (~in_gallery).nonzero().flatten()

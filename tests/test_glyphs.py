@@ -82,3 +82,19 @@ def test_bad_input_gives_a_clear_error():
         make_glyph_dataset(eval_per_identity=1)
     with pytest.raises(ValueError, match="n .identities. must be positive"):
         make_identities(0)
+
+
+def test_omniglot_split_carves_validation_characters_from_the_background_set(monkeypatch):
+    # a stand-in for torchvision's Omniglot: 30 background and 12 evaluation characters, 20 drawings each
+    def fake_images(background, root=None, size=28, download=True):
+        n_chars = 30 if background else 12
+        labels = torch.arange(n_chars).repeat_interleave(20)
+        return torch.rand(len(labels), 1, size, size), labels
+
+    monkeypatch.setattr(glyphs, "omniglot_images", fake_images)
+    ds = load_glyph_dataset("omniglot", n_val_ids=5)
+    assert ds.name == "omniglot"
+    assert len(ds.train_y.unique()) == 25 and len(ds.val_y.unique()) == 5 and len(ds.test_y.unique()) == 12
+    assert set(ds.train_y.tolist()) == set(range(25)) and set(ds.val_y.tolist()) == set(range(25, 30))
+    assert set(ds.test_y.tolist()) == set(range(30, 42))
+    assert len(ds.train_y) == 25 * 20 and len(ds.test_y) == 12 * 20

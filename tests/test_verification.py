@@ -1,12 +1,12 @@
 """Verification metrics (FAR, FRR, EER, TAR@FAR) on pairs small enough to count by hand."""
-import numpy as np
 import pytest
 import torch
 from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from contrastive_lab.evaluate import (auc, confusion_counts, equal_error_rate, far_frr, gallery_probe_split,
+from contrastive_lab.evaluate import (auc, confusion_counts, equal_error_rate, far_frr, first_per_identity,
+                                      gallery_probe_split,
                                       pair_scores, tar_at_far, threshold_at_far,
                                       verification_pairs, verification_report)
 
@@ -90,6 +90,7 @@ def test_gallery_probe_split_enrols_the_first_of_each_identity():
     assert gallery.tolist() == [0, 2] and probe.tolist() == [1, 3, 4, 5, 6]
     gallery, probe = gallery_probe_split(labels, 2)
     assert gallery.tolist() == [0, 1, 2, 4] and probe.tolist() == [3, 5, 6]
+    assert first_per_identity(labels, 3).tolist() == [0, 1, 2, 3, 4, 5]     # identity 7 has only three
 
 
 @pytest.mark.parametrize("call, match", [

@@ -91,7 +91,8 @@ def verification_settings(profile: Profile) -> VerificationSettings:
     return VerificationSettings(
         source="generated" if quick else "omniglot",
         n_train_ids=640, n_val_ids=120 if quick else 150, n_test_ids=320,
-        per_identity=16, eval_per_identity=10, n_gallery=5 if quick else 10, max_impostors=200_000,
+        per_identity=16 if quick else 20, eval_per_identity=10 if quick else 20, n_gallery=5 if quick else 10,
+        max_impostors=200_000,
         image_size=28,
         encoder=profile.replace(backbone="small_cnn", cnn_widths=profile.cnn_widths if quick else (64, 64, 64, 64)),
         embed_dim=profile.proj_dim,
