@@ -16,9 +16,10 @@ validation, then test.
     >>> ds = make_glyph_dataset(n_train_ids=640, n_val_ids=120, n_test_ids=320, seed=0)
     >>> ds.train_x.shape, ds.train_y[:3]         # (640·16, 1, 28, 28), tensor([0, 0, 0])
 
-Rendering is vectorized: every stroke is sampled into short segments, and
-one distance computation per chunk of images (pixels × segments) draws them
-all. Generation is deterministic given (sizes, seed).
+Rendering is vectorized, with no loop over images: points along every stroke
+are added into the pixel grid at once (`index_add_`), and one grouped
+convolution blurs each image with its own pen width. 14,640 images take about
+a second on one CPU core. Generation is deterministic given (sizes, seed).
 
 `load_glyph_dataset(source="omniglot")` reads Omniglot through torchvision
 instead (background set for training and validation, evaluation set for test;
@@ -65,10 +66,10 @@ class GlyphDataset:
         return len(self.train_y.unique())
 
     def __repr__(self) -> str:
-        def part(y, x):
+        def part(y):
             return f"{len(y.unique())} identities / {len(y)} images"
-        return (f"GlyphDataset({self.name}, {tuple(self.train_x.shape[1:])}: train {part(self.train_y, self.train_x)}, "
-                f"val {part(self.val_y, self.val_x)}, test {part(self.test_y, self.test_x)})")
+        return (f"GlyphDataset({self.name}, {tuple(self.train_x.shape[1:])}: train {part(self.train_y)}, "
+                f"val {part(self.val_y)}, test {part(self.test_y)})")
 
 
 # ------------------------------------------------------------------ identities
@@ -76,8 +77,8 @@ def make_identities(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw `n` glyph identities.
 
     Returns control points (n, MAX_STROKES, N_CTRL, 2) in glyph coordinates
-    ([-1, 1], y down) and a stroke mask (n, MAX_STROKES) bool: identity i has
-    2–4 strokes. A stroke starts anywhere (or, half the time, on a point of the
+    (y down; each glyph centred, its drawn strokes spanning [-0.8, 0.8] along its
+    larger side) and a stroke mask (n, MAX_STROKES) bool: identity i has 2–4 strokes. A stroke starts anywhere (or, half the time, on a point of the
     previous stroke, so glyphs are often connected) and wanders in steps of
     about 0.5, so it bends like a pen line.
     """
