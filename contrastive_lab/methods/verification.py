@@ -38,7 +38,7 @@ class VerificationSettings:
     embed_dim: embedding size of every model.
     p, k: identities per batch × images per identity (P·K images a batch).
     steps: optimizer steps of every training run.
-    leak_steps: steps of the two leakage runs, which train on a tenth of the images and must
+    leak_steps: steps of the two leakage runs, which train on far fewer images and must
         fit their identities (memorize them) for the leak to show.
     lr: Adam learning rate.
     arcface_margin, arcface_scale: ArcFace's m (radians) and s (Deng et al. 2019's values).
