@@ -27,15 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from .atomic import write_atomically
 from .data import load_image_dataset, make_captioned_scenes
 from .data.folder import load_image_folder
 from .distributed import World, WorldError, cleanup, per_process_batch, setup
@@ -165,10 +164,7 @@ def _rank_zero_first(world: World, load):
 
 
 def _write_json(path: Path, record: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
 
 # ---------------------------------------------------------------- train

@@ -216,16 +216,16 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
     features. Returns the test accuracy, or a ProbeResult with `details=True`.
 
     pca_dim: first project onto the training set's top `pca_dim` principal
-    components (still a linear map of the inputs; it keeps a probe on thousands
-    of raw pixels affordable on a CPU).
+    components (at most one per training sample; still a linear map of the
+    inputs; it keeps a probe on thousands of raw pixels affordable on a CPU).
     """
     _check_embedding_set(train_f, train_y, "train")
     _check_embedding_set(test_f, test_y, "test")
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     if pca_dim is not None and train_f.shape[1] > pca_dim:
         centre = train_f.float().mean(0)
-        _, _, v = torch.pca_lowrank(train_f.float() - centre, q=pca_dim, center=False,
-                                    niter=4)                               # v: (D, pca_dim)
+        q = min(pca_dim, train_f.shape[0])                                # no more components than samples
+        _, _, v = torch.pca_lowrank(train_f.float() - centre, q=q, center=False, niter=4)   # v: (D, q)
         project = lambda f: (f.float() - centre) @ v
         train_f, test_f = project(train_f), project(test_f)
         val_f = project(val_f) if val_f is not None and len(val_f) else val_f

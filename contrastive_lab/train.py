@@ -27,7 +27,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from .atomic import save_atomically
 from .device import is_main_process
 from .validate import value_checks
 
@@ -372,7 +372,6 @@ def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.
 
     An interrupted save never leaves a half-written checkpoint behind.
     """
-    path = os.fspath(path)
     state = {
         "epoch": epoch,
         "modules": {name: m.state_dict() for name, m in modules.items()},
@@ -383,17 +382,7 @@ def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history.as_dict(),
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_atomically(state, path)
 
 
 def load_checkpoint(path, modules: dict[str, torch.nn.Module],
