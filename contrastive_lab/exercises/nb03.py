@@ -49,9 +49,9 @@ def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
         raise AssertionError("think of a perfect model: its twin's logit can at best EQUAL the view's own "
                              "logit (cos = 1 for both), so the twin gets at most half the softmax. "
                              "The loss can then not go below −log(1/2)")
-    passed("the loss at init does not catch this bug, but training does: the buggy loss can never go below "
-           "ln 2 ≈ 0.69, because the view itself always takes at least half the softmax. A loss that "
-           "plateaus at a round number is a bug detector too")
+    passed("the loss at init does not catch this bug. Its trace is elsewhere: the buggy loss can never go "
+           "below ln 2 ≈ 0.69, because the view itself always takes at least half the softmax — a loss "
+           "that will not go below a round number is a clue worth checking")
 
 
 def check_info_nce_explicit(fn) -> None:
