@@ -6,6 +6,7 @@
     >>> with count_host_syncs() as syncs:   # how often the host waited for the device
     ...     train_simclr(model, x, profile)
     >>> syncs.total
+    >>> get_rank(), get_world_size()   # 0, 1 unless torch.distributed is running (torchrun)
 """
 from __future__ import annotations
 
@@ -40,6 +41,23 @@ def get_device(name: str | None = None) -> torch.device:
     if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def get_rank() -> int:
+    """This process's rank in a torch.distributed run (torchrun); 0 when there is none."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """How many processes train together (torch.distributed); 1 when there is no such run."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, the one process that prints progress and writes files."""
+    return get_rank() == 0
 
 
 def _mps_available() -> bool:

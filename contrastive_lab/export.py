@@ -35,13 +35,14 @@ writes this same format.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from .atomic import save_atomically
 
 FORMAT = "contrastive-lab/encoder"
 FORMAT_VERSION = 1
@@ -111,21 +112,6 @@ class ExportedEncoder(nn.Module):
         return F.normalize(z, dim=1) if self.meta["normalize"] else z
 
 
-def _atomic_save(payload: dict, path) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export_encoder(model: nn.Module, path, *, version: str, preprocessing: Preprocessing,
                    architecture: dict | None = None, normalize: bool = True, drop_head: bool = True,
                    similarity: str = "cosine") -> dict:
@@ -171,7 +157,7 @@ def export_encoder(model: nn.Module, path, *, version: str, preprocessing: Prepr
             "embedding_dim": int(out.shape[1]), "normalize": bool(normalize), "similarity": similarity,
             "preprocessing": prep, "architecture": dict(architecture or {}), "dropped": dropped}
     state = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
-    _atomic_save({**meta, "state_dict": state}, path)
+    save_atomically({**meta, "state_dict": state}, path)
     return meta
 
 

@@ -26,13 +26,14 @@ Arrays may be numpy or torch; results are numpy (scores float32, ids int64, -1 =
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
 import faiss
 import numpy as np
 import torch
+
+from .atomic import save_atomically
 
 FORMAT = "contrastive-lab/index"
 METRICS = {"inner_product": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
@@ -202,25 +203,10 @@ def build_index(vectors, factory: str = "Flat", *, model_version: str, metric: s
     return VectorIndex(index, meta, {}, seconds)
 
 
-def _atomic_save(payload: dict, path) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_index(index: VectorIndex, path) -> None:
     """Write the index and its metadata to one file, atomically (safe to load with weights_only)."""
     data = torch.from_numpy(faiss.serialize_index(index.faiss).copy())
-    _atomic_save({"format": FORMAT, "format_version": 1, "meta": asdict(index.meta),
+    save_atomically({"format": FORMAT, "format_version": 1, "meta": asdict(index.meta),
                   "params": dict(index.params), "faiss": data}, path)
 
 

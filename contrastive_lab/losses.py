@@ -11,6 +11,8 @@ Losses with a temperature (notebooks 03 onwards):
     nt_xent(z1, z2, temperature)                    Chen et al. 2020 (SimCLR)
     supcon_loss(features, labels, temperature)      Khosla et al. 2020
     clip_loss(image_emb, text_emb, logit_scale)     Radford et al. 2021
+Losses over learnable class centres (notebook 10):
+    arcface_loss(embeddings, class_weights, labels, margin, scale)  Deng et al. 2019
 Losses without negatives (notebook 07):
     negative_cosine(prediction, target)             BYOL / SimSiam
     vicreg_loss(z1, z2, ...), vicreg_terms(z1, z2)  Bardes et al. 2022
@@ -352,3 +354,78 @@ def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
         logits = scale * q @ c.T                                # (N, N) or (N, 2N); answers on the diagonal
         target = torch.arange(q.shape[0], device=q.device)
         return F.cross_entropy(logits, target)
+
+
+# ====================================================================== ArcFace (notebook 10)
+import math  # noqa: E402  (this section is appended; keeps the module head untouched)
+
+
+def _check_class_labels(labels: torch.Tensor, n: int, n_classes: int) -> None:
+    """labels (n,) integer class indices, each in [0, n_classes). The range is a value check:
+    it reads the labels, so it is skipped inside `fit` (validate.value_checks)."""
+    check_labels(labels, n)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if value_checks_enabled() and n > 0:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= n_classes:
+            raise ValueError(f"labels must lie in [0, C) with C = class_weights.shape[0] = {n_classes}, "
+                             f"got labels from {low} to {high}; give class_weights one row per class")
+
+
+def arcface_loss(embeddings: torch.Tensor, class_weights: torch.Tensor, labels: torch.Tensor,
+                 margin: float = 0.5, scale: float = 30.0) -> torch.Tensor:
+    """ArcFace: softmax cross-entropy over classes with an additive angular margin (Deng et al. 2019).
+
+    Every class c has a learnable centre direction W_c. With θ_ic the angle between
+    embedding i and W_c (both L2-normalized here), the logits are
+
+        s · cos(θ_iy + m)   for the true class y of sample i,
+        s · cos θ_ic        for every other class c,
+
+    and the loss is the mean cross-entropy. The margin m (radians) makes the true
+    class win only if the sample is m closer to its centre than to any other: classes
+    become compact caps on the sphere with gaps between them, which is what a
+    verification threshold on cosine needs. The scale s sets the softmax's sharpness
+    (logits in [−s, s]); s ≈ 30–64 in face recognition.
+
+    When θ + m > π: cos(θ + m) would rise again as θ grows, so the loss would push a
+    sample that is already far from its centre farther away. There the target logit
+    continues as s · (cos θ − (1 − cos m)), which meets s · cos(θ + m) = −s at
+    θ = π − m and keeps falling as θ grows: continuous and monotonic. (insightface
+    uses cos θ − m·sin m there, which jumps at π − m.)
+
+    With m = 0 it is softmax cross-entropy on cosine logits (NormFace / "normalized
+    softmax") at temperature 1/s.
+
+    Args:
+        embeddings: (N, D) features.
+        class_weights: (C, D) one row per training class (an nn.Parameter of the trainer).
+        labels: (N,) integer class of each row, in [0, C).
+        margin: additive angle in radians, ≥ 0 (0.5 ≈ 28.6° in the paper).
+        scale: s > 0.
+
+    Computed in float32 with autocast off, so bf16 training keeps exact logits.
+
+        >>> W = torch.nn.Parameter(torch.randn(640, 64))
+        >>> loss = arcface_loss(model(x), W, y)        # y in 0..639
+    """
+    check_matrix(embeddings, "embeddings")
+    check_matrix(class_weights, "class_weights")
+    if embeddings.shape[1] != class_weights.shape[1]:
+        raise ValueError(f"embeddings (N, D) and class_weights (C, D) need the same D, got "
+                         f"{tuple(embeddings.shape)} and {tuple(class_weights.shape)}")
+    _check_class_labels(labels, embeddings.shape[0], class_weights.shape[0])
+    check_non_negative(margin, "margin")
+    check_positive(scale, "scale")
+    with float32_block(embeddings):
+        z = F.normalize(embeddings.float(), dim=1)
+        w = F.normalize(class_weights.float(), dim=1)
+        cos = z @ w.T                                                     # (N, C)
+        true = labels[:, None] == torch.arange(w.shape[0], device=labels.device)[None, :]
+        cos_y = (cos * true).sum(1)                                       # (N,) cos θ of the true class
+        theta = torch.acos(cos_y.clamp(-1 + 1e-6, 1 - 1e-6))
+        target = torch.where(theta + margin <= math.pi, torch.cos(theta + margin),
+                             cos_y - (1 - math.cos(margin)))
+        logits = scale * torch.where(true, target[:, None], cos)
+        return F.cross_entropy(logits, labels)

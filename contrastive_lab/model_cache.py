@@ -21,13 +21,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from .atomic import save_atomically, write_atomically
 from .data.cache import data_dir
 from .train import History
 
@@ -73,17 +73,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
                   train: Callable[[nn.Module], History], *, folder: str | os.PathLike | None = None,
                   device=None, quiet: bool = False) -> tuple[nn.Module, History]:
@@ -125,8 +114,8 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
     model = build()
     history = train(model)
     state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": history.as_dict()}
-    _write_atomically(weights, lambda tmp: torch.save(state, tmp))
+    save_atomically(state, weights)
     record = {"name": name, "key": key, "code": code_version(), "sha256": _sha256(weights),
               "settings": _jsonable(settings)}
-    _write_atomically(manifest, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
+    write_atomically(manifest, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
     return model, history

@@ -16,6 +16,10 @@ progress line and the history are updated at those reads. Input checks that
 read values (`validate.value_checks`) are switched off inside the step; shape
 checks stay. The optimizers are the fused kernels, which keep their step
 counters on the device too.
+
+**Several processes (torchrun).** Under torch.distributed every process runs
+this loop on its own shard of the data; only rank 0 shows the progress line
+and writes the checkpoint, and every process resumes from it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from .atomic import save_atomically
+from .device import is_main_process
 from .validate import value_checks
 
 OPTIMIZERS = ("adam", "adamw")
@@ -249,10 +254,11 @@ def fit(
             the optimizer, the schedule, `generators` (name → torch.Generator, on
             any device), torch's global random state, the epoch and the history,
             so a resumed run repeats the uninterrupted one exactly (on CPU).
+            Under torch.distributed only rank 0 writes it; every rank reads it.
         history: continue an existing History.
         log_every: read the losses on the host every this many steps.
         max_seconds: stop at the first read after this much wall-clock time.
-        progress: show the progress line.
+        progress: show the progress line (on rank 0 only, under torch.distributed).
 
     Raises FloatingPointError, naming the step, when the loss becomes NaN/Inf;
     the run so far is attached as `error.history` (the bad loss last).
@@ -273,7 +279,7 @@ def fit(
         if not modules:
             raise ValueError("resuming a checkpoint needs `modules` (name → nn.Module)")
         start_epoch, history = load_checkpoint(checkpoint, modules, optimizer, scheduler, generators)
-    bar = Progress(desc, total_steps, progress and start_epoch < epochs)
+    bar = Progress(desc, total_steps, progress and start_epoch < epochs and is_main_process())
     done = len(history.loss)
     started = time.perf_counter()
     pending_loss: list[torch.Tensor] = []
@@ -335,7 +341,7 @@ def fit(
             if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs or stopped):
                 for name, value in evaluate().items():
                     history.log(name, epoch + 1, value)
-            if checkpoint is not None and modules:
+            if checkpoint is not None and modules and is_main_process():
                 save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history, scheduler, generators)
             if stopped:
                 break
@@ -366,7 +372,6 @@ def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.
 
     An interrupted save never leaves a half-written checkpoint behind.
     """
-    path = os.fspath(path)
     state = {
         "epoch": epoch,
         "modules": {name: m.state_dict() for name, m in modules.items()},
@@ -377,17 +382,7 @@ def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history.as_dict(),
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_atomically(state, path)
 
 
 def load_checkpoint(path, modules: dict[str, torch.nn.Module],

@@ -122,6 +122,8 @@ def test_probe_chooses_its_penalty_on_validation_and_reports_it():
     assert 0.25 < result.accuracy <= 1.0
     pca = linear_probe_features(f[:200], y[:200], f[300:], y[300:], pca_dim=8, details=True)
     assert 0 <= pca.accuracy <= 1
+    few = linear_probe_features(f[:20], y[:20], f[300:], y[300:], pca_dim=40)   # fewer samples than components
+    assert 0 <= few <= 1
 
 
 def test_linear_probe_learns_separable_features():

@@ -17,11 +17,13 @@ def unmasked(z1, z2, t):
 
 
 def test_check_unmasked_bug():
-    check_unmasked_bug(unmasked, "above")
+    check_unmasked_bug(unmasked, False, math.log(2))
     with pytest.raises(AssertionError, match="leave the diagonal in"):
-        check_unmasked_bug(nt_xent, "above")                   # the correct loss is not the bug
-    with pytest.raises(AssertionError, match="rises above"):
-        check_unmasked_bug(unmasked, "below")
+        check_unmasked_bug(nt_xent, False, math.log(2))         # the correct loss is not the bug
+    with pytest.raises(AssertionError, match="does not give it away"):
+        check_unmasked_bug(unmasked, True, math.log(2))
+    with pytest.raises(AssertionError, match="at most half"):
+        check_unmasked_bug(unmasked, False, 0.0)
 
 
 def info_nce_explicit(q, k, neg, t):

@@ -13,7 +13,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from contrastive_lab.augment import CIFAR10_RECIPE, DIGITS_RECIPE
 from contrastive_lab.device import count_host_syncs

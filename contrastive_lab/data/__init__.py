@@ -93,7 +93,7 @@ def _cluttered(n_train: int, n_test: int, n_val: int, seed: int) -> ImageDataset
 
 
 __all__ = [
-    "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
+    "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
     "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
     "pk_batches", "positive_pairs_from_labels", "random_triplets_from_labels",
 ]

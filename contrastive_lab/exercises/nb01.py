@@ -67,5 +67,5 @@ def check_two_point_uniformity(value) -> None:
     assert abs(v - want) < 1e-3, (
         f"got {v:.4f}, expected {want:.4f}: count the pairs i < j — {same} at the same point (term 1) and "
         f"{across} across (term e⁻⁸) — then take the log of their mean")
-    passed(f"uniformity {want:.3f}: two points are barely better than one (0) and far from spread "
-           f"points on a sphere — uniformity punishes any small set of piles, not only a single one")
+    passed(f"uniformity {want:.3f}: better than one pile (0), far from points spread over a sphere (−2.08 on "
+           f"S², about −4 in many dimensions) — uniformity punishes any few piles, not only a single one")

@@ -7,7 +7,9 @@ rest, written for a GPU and run unchanged on a CPU:
 - shuffled index batches drawn on the device, and two per-image augmented views
   of every batch made there (the profile's recipe for its dataset);
 - the model prepared once (device, channels_last, torch.compile when the profile asks);
-- the one fit loop, with a checkpoint that resumes the run exactly.
+- the one fit loop, with a checkpoint that resumes the run exactly;
+- under torchrun (`rank`, `world_size`), this process's shard of every global
+  batch and augmentations of its own (see `contrastive_lab.distributed`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch.nn as nn
 from ..augment import AugmentConfig, two_views
 from ..data.pairs import minibatches
 from ..device import get_device, make_generator
+from ..distributed import rank_seed, shard_batches
 from ..images import as_float_images, images_on_device
 from ..models import prepare_model
 from ..train import History, compile_once, fit
@@ -42,7 +45,8 @@ def train_on_views(loss_fn, model: nn.Module, train_x: torch.Tensor, profile, *,
                    epochs: int | None = None, lr: float | None = None, weight_decay: float | None = None,
                    device=None, evaluate=None, eval_every: int | None = None, after_step=None,
                    checkpoint=None, labels: torch.Tensor | None = None, seed: int = 0,
-                   max_seconds: float | None = None, progress: bool = True, desc: str = "train") -> History:
+                   max_seconds: float | None = None, progress: bool = True, desc: str = "train",
+                   rank: int = 0, world_size: int = 1) -> History:
     """Train `model`'s parameters with `loss_fn(v1, v2)` on two views of each batch.
 
     Args:
@@ -56,6 +60,11 @@ def train_on_views(loss_fn, model: nn.Module, train_x: torch.Tensor, profile, *,
         checkpoint: a file path: saved every epoch, resumed from when it exists.
         labels: (N,) labels of train_x, for methods whose positives come from labels (SupCon).
         max_seconds: stop after this much wall-clock time (a benchmark's budget).
+        rank, world_size: data-parallel training (torchrun). This process takes
+            slice `rank` of every global batch of batch_size · world_size images
+            and draws its own augmentations (seeded per rank and epoch). The
+            caller builds `loss_fn` on the DDP-wrapped model, with negatives
+            gathered from every process (`methods.data_parallel` does both).
     """
     device = get_device(device)
     prepare_model(model, device, profile.channels_last)
@@ -70,9 +79,15 @@ def train_on_views(loss_fn, model: nn.Module, train_x: torch.Tensor, profile, *,
         v1, v2 = two_views(as_float_images(data[idx]), augment, views)
         return loss_fn(v1, v2) if targets is None else loss_fn(v1, v2, targets[idx])
 
+    def batches(epoch: int):
+        if world_size == 1:
+            return minibatches(len(data), batch_size, order)
+        views.manual_seed(rank_seed(seed + 1, rank, epoch))      # every process its own augmentations
+        return shard_batches(len(data), batch_size, order, rank, world_size)
+
     model.train()
-    return fit_profile(step, model, profile, lambda epoch: minibatches(len(data), batch_size, order),
-                       len(data) // batch_size, epochs=epochs, lr=lr, weight_decay=weight_decay,
+    return fit_profile(step, model, profile, batches,
+                       len(data) // (batch_size * world_size), epochs=epochs, lr=lr, weight_decay=weight_decay,
                        device=device, evaluate=evaluate, eval_every=eval_every or profile.eval_every,
                        after_step=after_step, checkpoint=checkpoint,
                        generators={"order": order, "views": views}, max_seconds=max_seconds,
