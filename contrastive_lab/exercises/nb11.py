@@ -86,3 +86,47 @@ def check_stopping(stopped_at, kept_epoch, history, metric: str = "val R@10", pa
                              f"without a new best, then stops — stopped_at {stopped_at} is not that epoch.")
     passed(f"patience {patience}: the run stops at epoch {want_stop} and keeps epoch {want_keep}'s weights "
            f"({dict(values)[want_keep]:.3f} {metric}), {len(history.epoch_loss) - want_stop} epochs of compute saved")
+
+
+KNN_VOTES = (None, 0.05, 0.1)         # exercise 3: one vote per neighbour, or weights exp(cos / τ)
+
+
+def _knn_grid(train_f, train_y, eval_f, eval_y, ks, votes) -> dict[tuple, float]:
+    from ..evaluate import knn_accuracy
+
+    return {(k, t): knn_accuracy(train_f, train_y, eval_f, eval_y, k, temperature=t)
+            for t in votes for k in ks if k <= len(train_f)}
+
+
+def check_knn_choice(choice, test_accuracy, train_f, train_y, val_f, val_y, test_f, test_y,
+                     ks=(1, 5, 10, 20, 50), votes=KNN_VOTES) -> None:
+    """Exercise 3: (k, temperature) of a k-NN classifier chosen on validation, the test set scored once.
+
+    train_f/train_y: the labelled memory (10 % of the labels); val_f/val_y: the validation
+    subset to choose on; test_f/test_y: scored once with the choice. Best validation accuracy
+    wins; ties go to the earlier vote in `votes`, then the smaller k.
+    """
+    if not (isinstance(choice, tuple) and len(choice) == 2):
+        raise AssertionError("set `choice = (k, temperature)`, e.g. (20, None) or (10, 0.1)")
+    k, t = choice
+    on_val = _knn_grid(train_f, train_y, val_f, val_y, ks, votes)
+    if (k, t) not in on_val:
+        raise AssertionError(f"{choice!r} is not in the grid: k from {tuple(ks)}, temperature from {votes}")
+    order = [(kk, tt) for tt in votes for kk in ks if (kk, tt) in on_val]
+    best = max(order, key=lambda c: (on_val[c], -order.index(c)))
+    on_test = _knn_grid(train_f, train_y, test_f, test_y, ks, votes)
+    if (k, t) != best:
+        best_test = max(order, key=lambda c: (on_test[c], -order.index(c)))
+        if (k, t) == best_test and on_val[best_test] < on_val[best]:
+            raise AssertionError(f"{choice} is the best on the TEST set ({on_test[best_test]:.3f}); choose on "
+                                 "validation — a choice made on the test set makes its score optimistic.")
+        raise AssertionError(f"{choice} scores {on_val[(k, t)]:.3f} on validation; the grid's best there is "
+                             f"{best} with {on_val[best]:.3f}. Try every k with every vote on (val_f, val_y).")
+    if not isinstance(test_accuracy, float) or abs(test_accuracy - on_test[best]) > 1e-6:
+        raise AssertionError(f"the choice is right; now score it once on the test set: "
+                             f"knn_accuracy(train_f, train_y, test_f, test_y, {k}, temperature={t}) "
+                             f"(your test_accuracy: {test_accuracy!r})")
+    vote = "one vote per neighbour" if t is None else f"votes weighted by exp(cos / {t})"
+    plain = max(on_val[c] for c in order if c[1] is None)
+    passed(f"k = {k}, {vote}: validation {on_val[best]:.3f} (best plain vote {plain:.3f}), "
+           f"test {on_test[best]:.3f}, read once")
