@@ -8,6 +8,10 @@
         write, for each notebook with a widget, a small notebook of only the cells its widgets need
     python -m contrastive_lab.notebook_tools dependents notebooks/*.ipynb
         list cells that read a name only a solution defines (they break the student copy)
+    python -m contrastive_lab.notebook_tools colab --out build/colab notebooks/*.ipynb
+        write copies that install the course first when opened in Google Colab
+    python -m contrastive_lab.notebook_tools colab-links notebooks/*.ipynb
+        print the table of "Open in Colab" links for docs/teaching.md
 
 `make execute`, `make student` and the browser test (tests/test_browser.py) call these.
 
@@ -86,6 +90,55 @@ def strip_solutions(path: Path, out_dir: Path) -> Path:
     return target
 
 
+PLACEHOLDER_REPO = "OWNER/contrastive-lab"      # until the README's COURSE_REPO line names the real one
+
+
+def course_repo(readme: Path | None = None) -> str:
+    """The GitHub "owner/name" of the course: the README's `COURSE_REPO = owner/name` line,
+    else the placeholder OWNER/contrastive-lab."""
+    import re
+
+    readme = readme or Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    m = re.search(r"COURSE_REPO\s*=\s*`?([\w.-]+/[\w.-]+)`?", text)
+    return m.group(1) if m else PLACEHOLDER_REPO
+
+
+def colab_install_source(repo: str) -> str:
+    """The cell that makes a notebook run on Colab: clone the course, install it, and run
+    from its notebooks/ folder. Does nothing outside Colab."""
+    return f"""# On Google Colab: install the course first (about a minute); elsewhere this cell does nothing.
+import os
+import sys
+
+if "google.colab" in sys.modules and not os.path.isdir("/content/contrastive-lab"):
+    !git clone --quiet --depth 1 https://github.com/{repo} /content/contrastive-lab
+    !pip install --quiet -e /content/contrastive-lab
+    sys.path.insert(0, "/content/contrastive-lab")       # this kernel started before the install
+    os.chdir("/content/contrastive-lab/notebooks")
+    os.environ["CLAB_VERSIONS"] = "any"                   # Colab keeps its own PyTorch"""
+
+
+def colab_notebook(nb, repo: str):
+    """A copy of `nb` whose first cell installs the course on Colab (see colab_install_source)."""
+    import nbformat
+
+    out = copy.deepcopy(nb)
+    cell = nbformat.v4.new_code_cell(colab_install_source(repo))
+    cell.metadata["tags"] = ["colab-install"]
+    out.cells.insert(0, cell)
+    return out
+
+
+def colab_links(paths, repo: str, branch: str = "main") -> str:
+    """A markdown table: one "Open in Colab" link per notebook (opened from GitHub)."""
+    rows = ["| notebook | open in Colab |", "|---|---|"]
+    for path in paths:
+        url = f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{Path(path).name}"
+        rows.append(f"| {Path(path).stem} | [open]({url}) |")
+    return "\n".join(rows)
+
+
 def widget_notebook(path: Path):
     """A small notebook that shows the widgets of the notebook at `path`: a first cell that
     moves to the notebook's folder, then only the cells its widget cells need (see
@@ -126,7 +179,17 @@ def main(argv=None) -> int:
     wn.add_argument("notebooks", nargs="+", type=Path)
     dp = sub.add_parser("dependents", help="list cells that read a name only a solution defines")
     dp.add_argument("notebooks", nargs="+", type=Path)
+    co = sub.add_parser("colab", help="write copies that install the course first on Colab")
+    co.add_argument("--out", type=Path, default=Path("build") / "colab")
+    co.add_argument("--repo", default=None, help="GitHub owner/name (default: the README's COURSE_REPO)")
+    co.add_argument("notebooks", nargs="+", type=Path)
+    cl = sub.add_parser("colab-links", help="print the Colab links table for docs/teaching.md")
+    cl.add_argument("--repo", default=None, help="GitHub owner/name (default: the README's COURSE_REPO)")
+    cl.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "colab-links":
+        print(colab_links(args.notebooks, args.repo or course_repo()))
+        return 0
     status = 0
     for path in args.notebooks:
         if args.command == "execute":
@@ -141,6 +204,13 @@ def main(argv=None) -> int:
                 args.out.mkdir(parents=True, exist_ok=True)
                 nbformat.write(small, args.out / path.name)
                 print(f"{path} -> {args.out / path.name} ({len(small.cells)} cells, widgets in {widgets})")
+        elif args.command == "colab":
+            import nbformat
+
+            args.out.mkdir(parents=True, exist_ok=True)
+            nbformat.write(colab_notebook(nbformat.read(path, as_version=4), args.repo or course_repo()),
+                           args.out / path.name)
+            print(f"{path} -> {args.out / path.name}")
         else:
             import nbformat
 
