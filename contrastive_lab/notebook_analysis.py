@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 SOLUTION_TAG = "solution"
 CHECK_PREFIX = "check_"
 WIDGET_CALLS = ("interact", "interactive", "interact_manual")
+TRAINING_CALLS = re.compile(r"^(fit|train(_\w+)?)$")    # train_simclr(model, …), fit(step, model.parameters(), …)
 # calls made for their display only: their arguments are read, never changed
 DISPLAY_CALLS = {"print", "display", "len", "repr", "str", "sorted", "list", "dict", "set", "tuple",
                  "isinstance", "type", "float", "int", "round", "max", "min", "sum", "abs", "all", "any",
@@ -38,7 +39,8 @@ class CellNames:
     reads:   names it reads before binding them itself (free names, function bodies included)
     writes:  names it binds (`x = …`, `def x`, `import x`, `for x in …`)
     changes: names whose object it may change in place (`x[i] = …`, `x.a = …`, `x += …`,
-             `x.append(…)`, `fit(x, …)` as a statement); imported modules excluded
+             `x.append(…)`, `f(x, …)` as a statement, the model of a training call:
+             `h = train_clip(model, …)`, `fit(step, model.parameters(), …)`); modules excluded
     imports: names bound by import statements
     calls:   names of the functions it calls at any depth (`f(…)`, `obj.f(…)` gives "f")
     """
@@ -144,6 +146,34 @@ def _calls(tree) -> set:
     return names
 
 
+def _training_changes(stmt) -> set:
+    """Models a training call changes, wherever its result goes: the first argument of
+    `train…(model, …)` / `fit(…)`, and `m` in any `m.parameters()` passed to one."""
+    changed = set()
+    for node in _walk_outside_functions(stmt):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        callee = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if not TRAINING_CALLS.match(callee):
+            continue
+        if node.args and _base_name(node.args[0]):
+            changed.add(_base_name(node.args[0]))
+        for arg in node.args + [k.value for k in node.keywords]:
+            if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute)
+                    and arg.func.attr == "parameters" and _base_name(arg.func.value)):
+                changed.add(_base_name(arg.func.value))
+    return changed
+
+
+def _walk_outside_functions(node):
+    """ast.walk, without entering function bodies or lambdas (they run later, if ever)."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            yield from _walk_outside_functions(child)
+
+
 def _statement_changes(stmt) -> set:
     """Names a statement may change in place besides assignment targets: the receiver of a
     method called as a statement (`x.append(…)`), and names passed to a function called as a
@@ -216,6 +246,7 @@ def cell_names(source) -> CellNames:
                 writes.update(bound)
                 changes.update(changed)
             changes.update(_statement_changes(stmt))
+            changes.update(_training_changes(stmt))
     visit(tree.body)
     return CellNames(frozenset(reads), frozenset(writes), frozenset(changes - imports),
                      frozenset(imports), frozenset(_calls(tree)))
@@ -260,9 +291,9 @@ def widget_cells(nb) -> list[int]:
 def cells_needed(nb, targets) -> list[int]:
     """The code cells, in order, that running `targets` needs: for every name a needed cell
     reads, the last earlier cell that binds it and every cell in between that changes it;
-    then the same for those cells. A call whose result is bound (`h = fit(model, …)`) is not
-    taken to change its arguments: a widget sees untrained models unless a cell it needs
-    binds them trained, which keeps the slice cheap."""
+    then the same for those cells. A call whose result is bound (`acc = knn(x, …)`) is not taken
+    to change its arguments, except the model of a training call (see CellNames.changes), so
+    a widget sees the models trained as in the notebook."""
     cells = _cells(nb)
     names = {i: cell_names(_source(cells[i])) for i in code_cells(nb)}
     modules = set().union(*(n.imports for n in names.values()))   # `plt.show()` changes no state we need

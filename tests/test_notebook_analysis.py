@@ -100,3 +100,10 @@ def test_placeholder_defines_each_answer_as_ellipsis_or_a_stub_with_the_same_sig
         assert "fn" in str(exc)
     else:
         raise AssertionError("the stub should raise NotImplementedError")
+
+
+def test_a_training_call_changes_its_model_wherever_its_result_goes():
+    names = cell_names("history = train_clip(model, data, tok)\nh = fit(step, encoder.parameters(), batches, 3)\n"
+                       "acc = knn_accuracy(features, labels)")
+    assert {"model", "encoder"} <= names.changes
+    assert not {"data", "tok", "features", "labels"} & names.changes    # read, not trained
