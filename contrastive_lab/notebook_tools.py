@@ -10,8 +10,8 @@
         list cells that read a name only a solution defines (they break the student copy)
     python -m contrastive_lab.notebook_tools colab --out build/colab notebooks/*.ipynb
         write copies that install the course first when opened in Google Colab
-    python -m contrastive_lab.notebook_tools colab-links notebooks/*.ipynb
-        print the table of "Open in Colab" links for docs/teaching.md
+    python -m contrastive_lab.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb
+        the table of "Open in Colab" links, one per notebook, into docs/teaching.md
 
 `make execute`, `make student` and the browser test (tests/test_browser.py) call these.
 
@@ -130,6 +130,17 @@ def colab_notebook(nb, repo: str):
     return out
 
 
+LINKS_START = "<!-- colab-links: written by `python -m contrastive_lab.notebook_tools colab-links --write` -->"
+LINKS_END = "<!-- /colab-links -->"
+
+
+def write_colab_links(doc: Path, table: str) -> None:
+    """Replace the table between the colab-links markers of `doc` (a markdown file)."""
+    text = doc.read_text()
+    start, end = text.index(LINKS_START) + len(LINKS_START), text.index(LINKS_END)
+    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+
+
 def colab_links(paths, repo: str, branch: str = "main") -> str:
     """A markdown table: one "Open in Colab" link per notebook (opened from GitHub)."""
     rows = ["| notebook | open in Colab |", "|---|---|"]
@@ -185,10 +196,15 @@ def main(argv=None) -> int:
     co.add_argument("notebooks", nargs="+", type=Path)
     cl = sub.add_parser("colab-links", help="print the Colab links table for docs/teaching.md")
     cl.add_argument("--repo", default=None, help="GitHub owner/name (default: the README's COURSE_REPO)")
+    cl.add_argument("--write", type=Path, default=None, help="put the table into this file, between its markers")
     cl.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
     if args.command == "colab-links":
-        print(colab_links(args.notebooks, args.repo or course_repo()))
+        table = colab_links(args.notebooks, args.repo or course_repo())
+        if args.write:
+            write_colab_links(args.write, table)
+        else:
+            print(table)
         return 0
     status = 0
     for path in args.notebooks:
