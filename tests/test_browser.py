@@ -45,7 +45,11 @@ REDRAW_TIMEOUT_S = 120
 
 
 def find_browser() -> str | None:
-    candidates = [os.environ.get("CLAB_BROWSER", "")] + list(BROWSERS) + [shutil.which("chromium") or ""]
+    """$CLAB_BROWSER if set (and only it), else the usual places of Chromium."""
+    if os.environ.get("CLAB_BROWSER"):
+        candidates = [os.environ["CLAB_BROWSER"]]
+    else:
+        candidates = list(BROWSERS) + [shutil.which("chromium") or ""]
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
