@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import info_nce
-from . import passed
+from . import passed, self_check
 
 
 def _steps_by_simulation(m: float, fraction: float) -> int:
@@ -20,6 +20,7 @@ def _steps_by_simulation(m: float, fraction: float) -> int:
             return n
 
 
+@self_check
 def check_steps_to_follow(steps_to_follow) -> None:
     """`steps_to_follow(m, fraction)`: the number of EMA updates after which the
     key (target) parameter has covered `fraction` of a sudden jump of the online one."""
@@ -38,6 +39,7 @@ def check_steps_to_follow(steps_to_follow) -> None:
            f"m = 0.999 needs {steps_to_follow(0.999, 0.9)}: the key encoder's memory is about 1/(1 − m) steps")
 
 
+@self_check
 def check_moco_logits(moco_logits) -> None:
     """`moco_logits(q, k, queue, temperature)` → (N, 1 + K) logits, positive in column 0,
     whose cross-entropy against label 0 equals `losses.info_nce(q, k, queue, temperature)`."""
@@ -65,6 +67,7 @@ def check_moco_logits(moco_logits) -> None:
     passed("your logits give exactly info_nce: the queue is just K extra columns of negatives")
 
 
+@self_check
 def check_chance_loss(chance_loss) -> None:
     """`chance_loss(method, batch_size, queue_size)`: the InfoNCE loss when every candidate
     is equally similar, for "simclr" (2N − 2 negatives) and "moco" (queue_size negatives)."""

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..diagnose import effective_rank
 from ..losses import vicreg_terms
-from . import passed
+from . import passed, self_check
 
 
 def _cases() -> dict[str, torch.Tensor]:
@@ -23,6 +23,7 @@ def _cases() -> dict[str, torch.Tensor]:
     }
 
 
+@self_check
 def check_effective_rank(my_effective_rank) -> None:
     """`my_effective_rank(z)`: exp of the entropy of p = σ / Σσ, the singular values of the
     L2-normalized, centred rows of z (N, D); 0 when every point is the same."""
@@ -43,6 +44,7 @@ def check_effective_rank(my_effective_rank) -> None:
            f"{effective_rank(cases['rank 3']):.1f}, a collapsed set 0")
 
 
+@self_check
 def check_variance_term(variance_term) -> None:
     """`variance_term(z, gamma)`: VICReg's hinge on the per-dimension std of z (N, D),
     mean over dimensions of max(0, gamma − sqrt(var + 1e-4)), for ONE branch."""
@@ -64,6 +66,7 @@ def check_variance_term(variance_term) -> None:
            "it only pushes apart, never pulls together")
 
 
+@self_check
 def check_effective_negatives(effective_negatives) -> None:
     """`effective_negatives(similarities, temperature)`: for cosine similarities (M,) of one
     anchor to its M negatives, exp(entropy) of softmax(similarities / temperature)."""
