@@ -1,8 +1,6 @@
 """Self-checks for notebook 06 (MoCo: momentum encoder and queue)."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
