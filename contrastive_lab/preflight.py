@@ -40,7 +40,7 @@ LOCK_FILE = ROOT / "requirements-lock.txt"
 # import name → distribution name, for the packages the notebooks import
 REQUIRED = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "matplotlib": "matplotlib",
             "sklearn": "scikit-learn", "ipywidgets": "ipywidgets", "tqdm": "tqdm", "faiss": "faiss-cpu",
-            "jupyterlab": "jupyterlab"}
+            "tokenizers": "tokenizers", "bm25s": "bm25s", "umap": "umap-learn", "jupyterlab": "jupyterlab"}
 VERSIONS_ENV = "CLAB_VERSIONS"                        # "any": report other versions as OK (Colab keeps its own)
 MIN_PYTHON = (3, 10)
 MIN_FREE_DISK_GB = {"quick": 2.0, "full": 10.0}       # data cache, trained models, (full) CIFAR-10
