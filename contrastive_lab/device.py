@@ -3,14 +3,21 @@
     >>> from contrastive_lab.device import get_device, seed_everything
     >>> device = get_device()        # cuda, else mps, else cpu (or $CLAB_DEVICE)
     >>> seed_everything(0)           # CPU runs then repeat exactly
+    >>> with count_host_syncs() as syncs:   # how often the host waited for the device
+    ...     train_simclr(model, x, profile)
+    >>> syncs.total
+    >>> get_rank(), get_world_size()   # 0, 1 unless torch.distributed is running (torchrun)
 """
 from __future__ import annotations
 
 import os
 import random
 
+import collections
+
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 ENV_VAR = "CLAB_DEVICE"
 
@@ -36,6 +43,23 @@ def get_device(name: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def get_rank() -> int:
+    """This process's rank in a torch.distributed run (torchrun); 0 when there is none."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """How many processes train together (torch.distributed); 1 when there is no such run."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, the one process that prints progress and writes files."""
+    return get_rank() == 0
+
+
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
@@ -58,3 +82,49 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch.Generator seeded with `seed` that lives on `device`."""
     return torch.Generator(device=device).manual_seed(seed)
+
+
+# Operators that make the host wait for the device: reading a value (`.item()`,
+# `float(t)`, `bool(t)` dispatch to _local_scalar_dense), and ops whose output
+# size depends on the data (nonzero, boolean-mask indexing) or that answer a
+# Python bool.
+SYNCING_OPS = frozenset({"_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select",
+                         "_unique", "_unique2", "unique_dim", "unique_consecutive"})
+
+
+# Indexing with a boolean mask (x[mask], x[mask] = v) needs the number of True
+# entries on the host; on a CPU it reaches the dispatcher as plain index ops.
+MASK_INDEXING_OPS = frozenset({"index", "index_put", "index_put_", "_index_put_impl_"})
+
+
+def _has_mask(args) -> bool:
+    indices = args[1] if len(args) > 1 else ()
+    return isinstance(indices, (list, tuple)) and any(
+        isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in indices)
+
+
+class count_host_syncs(TorchDispatchMode):
+    """Count the operators that synchronise host and device, on any device.
+
+        >>> with count_host_syncs() as syncs:
+        ...     loss.item()
+        >>> syncs.total, dict(syncs.by_op)      # 1, {'aten._local_scalar_dense.default': 1}
+
+    On a CPU nothing waits, but the same operators run, so the count made on a
+    laptop is the count a GPU would pay. Used by the tests and benchmarks/gpu_check.py.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.by_op: collections.Counter = collections.Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_op.values())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)                                  # e.g. "aten.nonzero.default"
+        op = name.split(".")[1]
+        if op in SYNCING_OPS or (op in MASK_INDEXING_OPS and _has_mask(args)):
+            self.by_op[name] += 1
+        return func(*args, **(kwargs or {}))

@@ -2,7 +2,7 @@
 
     knn_accuracy(train_emb, train_labels, test_emb, test_labels, k)   cosine k-NN vote
     recall_at_k(query_emb, query_labels, gallery_emb, gallery_labels, k)
-    linear_probe(backbone, train_x, train_y, test_x, test_y)          frozen features + logistic regression
+    linear_probe(backbone, train_x, train_y, test_x, test_y)          frozen features + converged logistic regression
     alignment(z1, z2), uniformity(z)                                  Wang & Isola 2020
     raw_pixel_features(x)                                             the baseline that bites
 Ranking metrics on a (Q, D) score matrix and graded relevance (notebooks 09, 11), at the end:
@@ -11,6 +11,7 @@ Ranking metrics on a (Q, D) score matrix and graded relevance (notebooks 09, 11)
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -125,13 +126,69 @@ def _fingerprint(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+PROBE_L2_GRID = (1e-3, 1e-2, 1e-1)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What `linear_probe_features(..., details=True)` measured.
+
+    accuracy: on the test features; l2: the penalty chosen on validation;
+    val_accuracy: the validation accuracy of every l2 tried; iterations: of the
+    final fit; converged: the final fit's gradient fell below the tolerance.
+    """
+
+    accuracy: float
+    l2: float
+    val_accuracy: dict[float, float]
+    iterations: int
+    converged: bool
+
+
+def fit_logistic_regression(features: torch.Tensor, labels: torch.Tensor, n_classes: int, l2: float = 1e-3,
+                            max_iter: int = 500, tolerance: float = 1e-4,
+                            init: nn.Linear | None = None) -> tuple[nn.Linear, int, bool]:
+    """Multinomial logistic regression solved to convergence (full-batch L-BFGS, strong Wolfe).
+
+    Minimizes  mean cross-entropy + l2 / 2 · ‖W‖²  (the bias is not penalized),
+    a convex problem with one optimum, so the answer does not depend on a
+    learning rate or a number of epochs. Converged: the largest gradient entry
+    fell below `tolerance` (checked, and returned). scikit-learn's LogisticRegression(C)
+    minimizes the same objective with l2 = 1 / (C · N).
+    features (N, D) float, labels (N,); `init`: a classifier to start from (a
+    warm start: the optimum is the same, it is only found sooner).
+    Returns (classifier, iterations, converged).
+    """
+    features = features.float()
+    clf = nn.Linear(features.shape[1], n_classes)
+    with torch.no_grad():
+        clf.weight.copy_(init.weight if init is not None else torch.zeros_like(clf.weight))
+        clf.bias.copy_(init.bias if init is not None else torch.zeros_like(clf.bias))
+    opt = torch.optim.LBFGS(clf.parameters(), lr=1.0, max_iter=max_iter, tolerance_grad=tolerance,
+                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+
+    def objective():
+        opt.zero_grad()
+        loss = F.cross_entropy(clf(features), labels) + 0.5 * l2 * clf.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(objective)
+        objective()
+    iterations = opt.state[opt._params[0]]["n_iter"]
+    grad = torch.cat([p.grad.flatten() for p in clf.parameters()]).abs().max().item()
+    return clf, iterations, grad <= tolerance
+
+
 def linear_probe(backbone: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
-                 test_x: torch.Tensor, test_y: torch.Tensor, epochs: int = 100,
-                 lr: float = 0.05, weight_decay: float = 1e-4, batch_size: int = 512) -> float:
+                 test_x: torch.Tensor, test_y: torch.Tensor, *, val_x: torch.Tensor | None = None,
+                 val_y: torch.Tensor | None = None, batch_size: int = 512, details: bool = False):
     """Accuracy of a linear classifier trained on FROZEN backbone features.
 
-    Features are computed once in eval mode without gradient and standardized;
-    a logistic regression (full-batch Adam, `epochs` steps) is fitted on them.
+    Features are computed once in eval mode without gradient, then
+    `linear_probe_features` fits a converged logistic regression, its L2
+    penalty chosen on (val_x, val_y) (or on a split of the training set).
     Raises RuntimeError if the backbone's weights or buffers changed — a
     probe that trains its backbone is fine-tuning, not probing.
 
@@ -140,31 +197,64 @@ def linear_probe(backbone: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
     from .models import embed
 
     before = _fingerprint(backbone)
-    train_f = embed(backbone, train_x, batch_size=batch_size, normalize=False)
-    test_f = embed(backbone, test_x, batch_size=batch_size, normalize=False)
+    feats = [embed(backbone, x, batch_size=batch_size, normalize=False) if x is not None else None
+             for x in (train_x, test_x, val_x)]
     if _fingerprint(backbone) != before:
         raise RuntimeError("the backbone changed during the linear probe; it must stay frozen")
-    return linear_probe_features(train_f, train_y, test_f, test_y, epochs, lr, weight_decay)
+    return linear_probe_features(feats[0], train_y, feats[1], test_y, val_f=feats[2], val_y=val_y,
+                                 details=details)
 
 
 def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
-                          test_y: torch.Tensor, epochs: int = 100, lr: float = 0.05,
-                          weight_decay: float = 1e-4) -> float:
-    """Logistic regression on fixed features (N, D) → test accuracy. Used by `linear_probe`."""
+                          test_y: torch.Tensor, *, val_f: torch.Tensor | None = None,
+                          val_y: torch.Tensor | None = None, l2_grid=PROBE_L2_GRID,
+                          pca_dim: int | None = None, seed: int = 0, details: bool = False):
+    """A linear probe on fixed features (N, D): converged logistic regression, L2 chosen on validation.
+
+    Features are standardized with the training set's mean and std. Each l2 in
+    `l2_grid` is fitted on the training features and scored on (val_f, val_y);
+    without them, on a random fifth of the training set held out for the choice.
+    The best l2 is refitted on all training features and scored once on the test
+    features. Returns the test accuracy, or a ProbeResult with `details=True`.
+
+    pca_dim: first project onto the training set's top `pca_dim` principal
+    components (at most one per training sample; still a linear map of the
+    inputs; it keeps a probe on thousands of raw pixels affordable on a CPU).
+    """
     _check_embedding_set(train_f, train_y, "train")
     _check_embedding_set(test_f, test_y, "test")
-    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    tr, te = (train_f - mean) / std, (test_f - mean) / std
     n_classes = int(max(train_y.max(), test_y.max())) + 1
-    clf = nn.Linear(tr.shape[1], n_classes)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr, weight_decay=weight_decay)
-    with torch.enable_grad():
-        for _ in range(epochs):
-            opt.zero_grad()
-            F.cross_entropy(clf(tr), train_y).backward()
-            opt.step()
-    with torch.no_grad():
-        return (clf(te).argmax(1) == test_y).float().mean().item()
+    if pca_dim is not None and train_f.shape[1] > pca_dim:
+        centre = train_f.float().mean(0)
+        q = min(pca_dim, train_f.shape[0])                                # no more components than samples
+        _, _, v = torch.pca_lowrank(train_f.float() - centre, q=q, center=False, niter=4)   # v: (D, q)
+        project = lambda f: (f.float() - centre) @ v
+        train_f, test_f = project(train_f), project(test_f)
+        val_f = project(val_f) if val_f is not None and len(val_f) else val_f
+    mean, std = train_f.float().mean(0), train_f.float().std(0) + 1e-6
+    scale = lambda f: (f.float() - mean) / std
+    tr, te = scale(train_f), scale(test_f)
+    if val_f is not None and len(val_f):
+        _check_embedding_set(val_f, val_y, "val")
+        fit_x, fit_y, va, va_y = tr, train_y, scale(val_f), val_y
+    else:
+        order = torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed))
+        hold = order[:max(1, len(tr) // 5)]
+        rest = order[len(hold):]
+        fit_x, fit_y, va, va_y = tr[rest], train_y[rest], tr[hold], train_y[hold]
+
+    def accuracy(clf, x, y):
+        with torch.no_grad():
+            return (clf(x).argmax(1) == y).float().mean().item()
+
+    scores, fitted, warm = {}, {}, None
+    for l2 in sorted(l2_grid, reverse=True):       # strongest penalty first, each warm-starting the next
+        warm = fitted[l2] = fit_logistic_regression(fit_x, fit_y, n_classes, l2, init=warm)[0]
+        scores[l2] = accuracy(warm, va, va_y)
+    best = max(scores, key=lambda l2: (scores[l2], l2))          # ties: the stronger penalty
+    clf, iterations, converged = fit_logistic_regression(tr, train_y, n_classes, best, init=fitted[best])
+    result = ProbeResult(accuracy(clf, te, test_y), best, scores, iterations, converged)
+    return result if details else result.accuracy
 
 
 def knn_monitor(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
@@ -175,6 +265,215 @@ def knn_monitor(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor
         from .models import embed
         return {name: knn_accuracy(embed(encoder, train_x), train_y, embed(encoder, test_x), test_y, k)}
     return evaluate
+
+
+# ====================================================================== verification (notebook 10)
+# "Are these two the same identity?": every pair gets a score (the cosine of its
+# embeddings) and is accepted when score ≥ threshold. The pairs come from identities
+# never seen in training. Two error rates trade against each other:
+#     FAR (false accept rate) = accepted impostor pairs / impostor pairs
+#     FRR (false reject rate) = rejected genuine pairs / genuine pairs
+#     TAR (true accept rate)  = 1 − FRR
+# ROC curves come from scikit-learn's `roc_curve` (fpr = FAR, tpr = TAR).
+#
+#     verification_pairs(labels)                    genuine and impostor index pairs
+#     pair_scores(emb, i, j)                        cosine of each pair
+#     roc(scores, same)                             (far, tar, thresholds), scikit-learn
+#     equal_error_rate(scores, same)                (eer, threshold): where FAR = FRR
+#     tar_at_far(scores, same, far)                 the best TAR with FAR ≤ far
+#     threshold_at_far(scores, same, far)           the threshold that gives it
+#     far_frr(scores, same, threshold)              both error rates at one threshold
+#     confusion_counts(scores, same, threshold)     true/false accepts and rejects
+#     verification_report(scores, same, fars)       AUC, EER and TAR@FAR in one dict
+#     gallery_probe_split(labels, n_gallery)        1:N identification: who enrols, who asks
+#     first_per_identity(labels, n)                 the first n items of every identity
+
+def _check_scores(scores: torch.Tensor, same: torch.Tensor) -> tuple:
+    """scores (P,) float and same (P,) bool → numpy arrays; both kinds of pair must be present."""
+    import numpy as np
+
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 1:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"expected scores of shape (P,), one per pair, got {shape}")
+    check_labels(same, scores.shape[0], "same")
+    s = scores.detach().float().cpu().numpy()
+    y = same.detach().cpu().numpy().astype(bool)
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or Inf; check the embeddings")
+    if y.all() or not y.any():
+        raise ValueError(f"need both genuine (same=True) and impostor (same=False) pairs, got "
+                         f"{int(y.sum())} genuine and {int((~y).sum())} impostor")
+    return s, y
+
+
+def _check_far(far: float) -> None:
+    if not 0 < far < 1:
+        raise ValueError(f"far (false accept rate) must be in (0, 1), got {far}")
+
+
+def verification_pairs(labels: torch.Tensor, max_impostors: int | None = None,
+                       generator: torch.Generator | None = None):
+    """Every genuine pair and (a sample of) the impostor pairs among `labels`.
+
+    labels (N,) identity of each item. Returns (i, j, same): (P,) index tensors with
+    i < j and a (P,) bool tensor, genuine pairs first. With max_impostors, that many
+    impostor pairs are drawn at random (without replacement) from all of them.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or len(labels) < 2:
+        raise ValueError("expected labels of shape (N,) with N ≥ 2")
+    i, j = torch.triu_indices(len(labels), len(labels), offset=1)
+    same = labels[i] == labels[j]
+    if not same.any() or same.all():
+        raise ValueError("labels must give both genuine pairs (an identity seen twice) and impostor pairs")
+    gi, gj = i[same], j[same]
+    ii, ij = i[~same], j[~same]
+    if max_impostors is not None and max_impostors < len(ii):
+        pick = torch.randperm(len(ii), generator=generator)[:max_impostors].sort().values
+        ii, ij = ii[pick], ij[pick]
+    flags = torch.cat([torch.ones(len(gi), dtype=torch.bool), torch.zeros(len(ii), dtype=torch.bool)])
+    return torch.cat([gi, ii]), torch.cat([gj, ij]), flags
+
+
+def pair_scores(emb: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each pair (emb[i_p], emb[j_p]): emb (N, D), i, j (P,) → (P,)."""
+    check_matrix(emb, "emb")
+    z = F.normalize(emb.float(), dim=1)
+    if len(z) ** 2 <= 4 * len(i) and len(z) <= 16_384:    # many pairs: one matrix product is faster
+        return (z @ z.T)[i, j]
+    return (z[i] * z[j]).sum(1)
+
+
+def roc(scores: torch.Tensor, same: torch.Tensor, drop_intermediate: bool = False):
+    """ROC of a verifier: (far, tar, thresholds) as numpy arrays, thresholds decreasing.
+
+    At thresholds[k], pairs with score ≥ thresholds[k] are accepted and give FAR far[k]
+    and TAR tar[k]. scikit-learn's `roc_curve`, with every threshold kept unless
+    drop_intermediate=True (fewer points, the same curve: enough for a plot).
+    """
+    from sklearn.metrics import roc_curve
+
+    s, y = _check_scores(scores, same)
+    far, tar, thresholds = roc_curve(y, s, drop_intermediate=drop_intermediate)
+    return far, tar, thresholds
+
+
+def auc(scores: torch.Tensor, same: torch.Tensor) -> float:
+    """Area under the ROC curve: the chance that a random genuine pair outscores a random impostor."""
+    from sklearn.metrics import roc_auc_score
+
+    s, y = _check_scores(scores, same)
+    return float(roc_auc_score(y, s))
+
+
+def equal_error_rate(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
+    """The equal error rate (EER): the error where FAR = FRR, and the threshold there.
+
+    scores (P,): higher = more alike; same (P,) bool: whether pair p is genuine.
+    Walks the ROC to the first threshold where FRR ≤ FAR and interpolates linearly
+    between it and the step before, where FRR > FAR. Returns (eer, threshold),
+    eer in [0, 1]; the threshold is the one at that first step.
+    """
+    return _eer_from_roc(*roc(scores, same))
+
+
+def _eer_from_roc(far, tar, thresholds) -> tuple[float, float]:
+    frr = 1 - tar
+    k = int((frr <= far).argmax())                       # first step where the curves have crossed
+    if k == 0:
+        return float(far[0]), float(thresholds[0])
+    # on the segment from step k−1 to k, FRR − FAR goes from > 0 to ≤ 0: find its zero
+    d0, d1 = frr[k - 1] - far[k - 1], frr[k] - far[k]
+    w = d0 / (d0 - d1)
+    eer = far[k - 1] + w * (far[k] - far[k - 1])
+    return float(eer), float(thresholds[k])
+
+
+def threshold_at_far(scores: torch.Tensor, same: torch.Tensor, far: float) -> float:
+    """The lowest threshold whose FAR on these pairs is at most `far`.
+
+    Lowest, because among all thresholds that keep the false accepts within budget
+    it accepts the most genuine pairs. Calibrate it on validation identities; it
+    holds on new identities only as well as their impostor scores resemble these.
+    """
+    _check_far(far)
+    fars, _, thresholds = roc(scores, same)
+    ok = fars <= far
+    return float(thresholds[ok][-1])
+
+
+def tar_at_far(scores: torch.Tensor, same: torch.Tensor, far: float) -> float:
+    """True accept rate at the lowest threshold with FAR ≤ far (TAR@FAR), on these pairs.
+
+    With P impostor pairs, FAR can only move in steps of 1/P: TAR@FAR = 1e-3 needs
+    thousands of impostor pairs to mean anything.
+    """
+    _check_far(far)
+    fars, tars, _ = roc(scores, same)
+    return float(tars[fars <= far].max())
+
+
+def far_frr(scores: torch.Tensor, same: torch.Tensor, threshold: float) -> tuple[float, float]:
+    """(FAR, FRR) when pairs with score ≥ threshold are accepted."""
+    s, y = _check_scores(scores, same)
+    accept = s >= threshold
+    return float(accept[~y].mean()), float((~accept[y]).mean())
+
+
+def confusion_counts(scores: torch.Tensor, same: torch.Tensor, threshold: float) -> dict[str, int]:
+    """Counts of the four outcomes at a threshold: true/false accepts, true/false rejects."""
+    s, y = _check_scores(scores, same)
+    accept = s >= threshold
+    return {"true accepts": int((accept & y).sum()), "false rejects": int((~accept & y).sum()),
+            "false accepts": int((accept & ~y).sum()), "true rejects": int((~accept & ~y).sum())}
+
+
+def verification_report(scores: torch.Tensor, same: torch.Tensor,
+                        fars: tuple[float, ...] = (1e-2, 1e-3)) -> dict[str, float]:
+    """{"AUC", "EER", "TAR@FAR=…" for each far} of one set of scored pairs (one ROC for all)."""
+    from sklearn.metrics import auc as area
+
+    for far in fars:
+        _check_far(far)
+    curve = roc(scores, same)
+    report = {"AUC": float(area(curve[0], curve[1])), "EER": _eer_from_roc(*curve)[0]}
+    for far in fars:
+        report[f"TAR@FAR={far:g}"] = float(curve[1][curve[0] <= far].max())
+    return report
+
+
+def first_per_identity(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the first n items of every identity (in order of appearance), ascending.
+
+    labels (N,) → (M,) indices; an identity with fewer than n items gives all of them.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1:
+        raise ValueError("expected labels of shape (N,)")
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    rank = torch.arange(len(labels)) - torch.searchsorted(sorted_labels, sorted_labels)   # 0, 1, 2 … per identity
+    keep = torch.empty(len(labels), dtype=torch.bool)
+    keep[order] = rank < n
+    return keep.nonzero().flatten()
+
+
+def gallery_probe_split(labels: torch.Tensor, n_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split items into an enrolled gallery and probes for 1:N identification.
+
+    The first n_gallery items of each identity (in order of appearance) enrol in the
+    gallery; the rest are probes. Returns (gallery_index, probe_index). Score with
+    `recall_at_k(emb[probe], labels[probe], emb[gallery], labels[gallery], 1)`:
+    the share of probes whose nearest gallery item is their own identity.
+    """
+    gallery = first_per_identity(labels, n_gallery)
+    counts = torch.unique(labels, return_counts=True)[1]
+    if int(counts.min()) <= n_gallery:
+        raise ValueError(f"every identity needs more than n_gallery={n_gallery} items so it has a probe; "
+                         f"the smallest has {int(counts.min())}")
+    in_gallery = torch.zeros(len(labels), dtype=torch.bool)
+    in_gallery[gallery] = True
+    return gallery, (~in_gallery).nonzero().flatten()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,8 +592,6 @@ def retrieval_recall_at_k(scores, relevance, k: int = 10) -> float:
     relevant document per query it equals the IR recall |relevant ∩ top k| / |relevant|.
     Shapes and errors as `ndcg_at_k`.
     """
-    import numpy as np
-
     s, r = _ranking_inputs(scores, relevance, k)
     return float((_first_relevant_rank(s, r) <= k).mean())
 

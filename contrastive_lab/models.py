@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .images import as_float_images
+
 
 class SmallCNN(nn.Module):
     """Conv(3×3)-BN-ReLU blocks, each followed by 2×2 max-pool, then global average pool.
@@ -77,11 +79,29 @@ def make_encoder(profile, out_dim: int | None = None, in_channels: int = 3) -> n
 
 
 def prepare_model(model: nn.Module, device, channels_last: bool = False) -> nn.Module:
-    """Move a model to `device`, in channels_last memory format if asked."""
+    """Move a model to `device`; with `channels_last`, in that memory format, inputs included.
+
+    channels_last (N, H, W, C in memory) makes convolutions faster on GPUs and on
+    most CPUs. This is the one place the course applies it: the weights are
+    converted here, and every Conv2d converts its input on the way in when it is
+    not channels_last yet (only the first one of a network ever has to), so no
+    training step has to remember it. Returns the model (moved in place).
+    """
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d) and not getattr(module, "_clab_channels_last", False):
+                module.register_forward_pre_hook(_channels_last_input)
+                module._clab_channels_last = True
     return model
+
+
+def _channels_last_input(module: nn.Module, args: tuple):
+    x = args[0]
+    if x.ndim == 4 and not x.is_contiguous(memory_format=torch.channels_last):
+        return (x.contiguous(memory_format=torch.channels_last),) + args[1:]
+    return None
 
 
 @torch.no_grad()
@@ -89,7 +109,7 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 512, normalize: b
           device=None) -> torch.Tensor:
     """Features of every image in `x`, computed in eval mode without gradients.
 
-    x: (N, C, H, W) on any device. Returns (N, D) on the CPU, L2-normalized
+    x: (N, C, H, W) on any device, float in [0, 1] or uint8. Returns (N, D) on the CPU, L2-normalized
     (unit length rows) unless normalize=False. The model's train/eval mode is
     restored afterwards.
     """
@@ -100,7 +120,7 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 512, normalize: b
     try:
         chunks = []
         for start in range(0, len(x), batch_size):
-            z = model(x[start:start + batch_size].to(device)).float()
+            z = model(as_float_images(x[start:start + batch_size].to(device))).float()
             chunks.append(F.normalize(z, dim=1) if normalize else z)
         return torch.cat(chunks).cpu()
     finally:

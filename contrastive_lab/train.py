@@ -1,25 +1,45 @@
 """One fit loop for every method. The method supplies its step.
 
-    def step(batch) -> loss tensor  (or (loss, {"name": value}))
+    def step(batch) -> loss tensor  (or (loss, {"name": tensor}))
     history = fit(step, params, batches, epochs=..., lr=...)
 
 `batches` is a function epoch → iterable of batches (whatever `step` takes).
-The loop owns what every method shares: the optimizer, tqdm progress bars,
-bf16 autocast on CUDA, periodic evaluation, a history of losses and metrics,
-and checkpoints that can be resumed. Methods (SimCLR, MoCo, …) stay small
-files that say only what is special about them.
+The loop owns what every method shares: the optimizer and its learning-rate
+schedule, a progress line, bf16 autocast on CUDA, periodic evaluation, a
+history of losses and metrics, and checkpoints that resume a run exactly.
+
+**No host synchronisation inside a step.** On a GPU, reading a tensor's value
+on the host (`.item()`, `float(t)`, `if t: …`) makes the host wait for the
+device. The loop keeps each step's loss on the device and reads them all at
+once every `log_every` steps (and at the end of each epoch); the NaN guard, the
+progress line and the history are updated at those reads. Input checks that
+read values (`validate.value_checks`) are switched off inside the step; shape
+checks stay. The optimizers are the fused kernels, which keep their step
+counters on the device too.
+
+**Several processes (torchrun).** Under torch.distributed every process runs
+this loop on its own shard of the data; only rank 0 shows the progress line
+and writes the checkpoint, and every process resumes from it.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-import tempfile
+import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+import torch.nn as nn
+
+from .atomic import save_atomically
+from .device import is_main_process
+from .validate import value_checks
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -62,6 +82,130 @@ def autocast_context(device: torch.device | str, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+# ---------------------------------------------------------------- optimizer and schedule
+def make_optimizer(params, name: str = "adam", lr: float = 1e-3,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam or AdamW over `params`, as the fused kernel where the device has one.
+
+    The fused kernels (CPU and CUDA) do the whole update in one call per step and
+    keep their step counters on the device: the for-each Adam reads a counter on
+    the host for every parameter, every step.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters: every parameter has requires_grad=False")
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    try:
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError):          # a device without a fused kernel (e.g. older MPS)
+        return cls(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
+                  kind: str = "constant") -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning-rate multiplier per step: linear warm-up over `warmup_steps`, then
+    constant ("constant") or a cosine decay to 0 at `total_steps` ("cosine")."""
+    if kind not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+    total_steps, warmup_steps = max(1, total_steps), max(0, warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if kind == "constant":
+            return 1.0
+        done = min(step - warmup_steps, total_steps - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * done))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ---------------------------------------------------------------- torch.compile, once
+def compile_once(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """torch.compile every child module of `model` in place, once.
+
+    The compiled forward is kept on each child (`nn.Module.compile`), so a second
+    call, or a second training run of the same model, reuses it instead of
+    compiling again; the state_dict does not change. If compilation fails (no
+    compiler, an unsupported op), one line says so and the child runs eagerly.
+    Returns `model`.
+    """
+    if not enabled:
+        return model
+    for child in model.children():
+        if child._compiled_call_impl is None and any(True for _ in child.parameters()):
+            _compile_in_place(child)
+    return model
+
+
+def _compile_in_place(module: nn.Module) -> None:
+    compiled = torch.compile(module._call_impl)
+
+    def guarded(*args, **kwargs):
+        try:
+            return compiled(*args, **kwargs)
+        except Exception as exc:               # fall back to eager, once, and say so
+            module._compiled_call_impl = None
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            print(f"torch.compile failed for {type(module).__name__} ({reason}); running it eagerly")
+            return module._call_impl(*args, **kwargs)
+
+    module._compiled_call_impl = guarded
+
+
+# ---------------------------------------------------------------- progress line
+class Progress:
+    """One progress line per run that stays readable after the run.
+
+    In a notebook the line is a display that is updated in place, so the stored
+    output (on a code host, in nbval) is the final state, e.g.
+    "SimCLR: 100%|██████████| 468/468 [00:41<00:00, 11.4step/s, epoch 12/12, loss 2.491]".
+    In a terminal it is an ordinary tqdm bar. Updated only when the loop reads
+    the loss on the host (every `log_every` steps).
+    """
+
+    def __init__(self, desc: str, total: int | None, enabled: bool = True):
+        self.desc, self.total, self.enabled = desc, total, enabled
+        self.start = time.perf_counter()
+        self.handle = self.bar = None
+        if not enabled:
+            return
+        if _in_notebook():
+            from IPython.display import Pretty, display
+            self.handle = display(Pretty(self._line(0, "")), display_id=True)
+        else:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=True)
+
+    def _line(self, n: int, postfix: str) -> str:
+        from tqdm import tqdm
+        return tqdm.format_meter(n, self.total, time.perf_counter() - self.start, prefix=self.desc,
+                                 unit="step", postfix=postfix or None, ncols=100)
+
+    def update(self, n: int, postfix: str) -> None:
+        if self.handle is not None:
+            from IPython.display import Pretty
+            self.handle.update(Pretty(self._line(n, postfix)))
+        elif self.bar is not None:
+            self.bar.n = n
+            self.bar.set_postfix_str(postfix, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+# ---------------------------------------------------------------- the loop
 def fit(
     step: Callable,
     params: Iterable[torch.nn.Parameter] | torch.optim.Optimizer,
@@ -70,6 +214,10 @@ def fit(
     *,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
+    optimizer: str = "adam",
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    steps_per_epoch: int | None = None,
     device: torch.device | str = "cpu",
     amp: bool = True,
     evaluate: Callable[[], dict[str, float]] | None = None,
@@ -77,104 +225,173 @@ def fit(
     after_step: Callable[[], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     modules: dict[str, torch.nn.Module] | None = None,
+    generators: dict[str, torch.Generator] | None = None,
     history: History | None = None,
+    log_every: int = 25,
+    max_seconds: float | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> History:
     """Train for `epochs` epochs and return the History.
 
     Args:
-        step: batch → loss (scalar tensor), or (loss, dict of floats to log).
-        params: parameters to optimize (Adam) or a ready optimizer.
+        step: batch → loss (scalar tensor), or (loss, {name: tensor or float}) to log.
+            It must not read tensor values on the host (see the module docstring).
+        params: parameters to optimize, or a ready optimizer.
         batches: epoch → iterable of batches for that epoch.
         epochs: total epochs (a resumed run continues up to this number).
-        lr, weight_decay: for the Adam optimizer built from `params`.
+        lr, weight_decay, optimizer: for the optimizer built from `params`
+            ("adam" or "adamw", fused where the device has the kernel).
+        schedule, warmup_steps: the learning rate's shape over the run: linear
+            warm-up, then "constant" or "cosine" decay to 0. The cosine needs the
+            run's length: `steps_per_epoch` (also the progress line's total).
         device, amp: bf16 autocast is used when amp is on and device is CUDA.
         evaluate: () → {metric: value}, run every `eval_every` epochs and after
             the last one; the model is whatever `step` closes over.
         after_step: called after every optimizer step (e.g. a momentum update).
         checkpoint: a file path; saved after every epoch (atomically) and, when it
-            exists, resumed from. Needs `modules` (name → module) to save.
+            exists, resumed from. It holds `modules` (name → module, required),
+            the optimizer, the schedule, `generators` (name → torch.Generator, on
+            any device), torch's global random state, the epoch and the history,
+            so a resumed run repeats the uninterrupted one exactly (on CPU).
+            Under torch.distributed only rank 0 writes it; every rank reads it.
         history: continue an existing History.
-        progress: show tqdm bars (one per epoch, with the running loss).
+        log_every: read the losses on the host every this many steps.
+        max_seconds: stop at the first read after this much wall-clock time.
+        progress: show the progress line (on rank 0 only, under torch.distributed).
 
     Raises FloatingPointError, naming the step, when the loss becomes NaN/Inf;
     the run so far is attached as `error.history` (the bad loss last).
     """
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
     optimizer = params if isinstance(params, torch.optim.Optimizer) else \
-        torch.optim.Adam(list(params), lr=lr, weight_decay=weight_decay)
+        make_optimizer(params, optimizer, lr, weight_decay)
+    total_steps = steps_per_epoch * epochs if steps_per_epoch else None
+    if schedule != "constant" and total_steps is None:
+        raise ValueError(f"schedule={schedule!r} needs steps_per_epoch (the run's length)")
+    scheduler = make_schedule(optimizer, total_steps or 1, warmup_steps, schedule) \
+        if schedule != "constant" or warmup_steps else None
     history = history or History()
+    generators = generators or {}
     start_epoch = 0
     if checkpoint is not None and os.path.exists(checkpoint):
         if not modules:
             raise ValueError("resuming a checkpoint needs `modules` (name → nn.Module)")
-        start_epoch, history = load_checkpoint(checkpoint, modules, optimizer)
-    for epoch in range(start_epoch, epochs):
-        total, count = 0.0, 0
-        bar = tqdm(batches(epoch), desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
-                   disable=not progress)
-        for batch in bar:
-            with autocast_context(device, amp):
-                out = step(batch)
-            loss, extras = (out if isinstance(out, tuple) else (out, {}))
-            value = loss.item()
+        start_epoch, history = load_checkpoint(checkpoint, modules, optimizer, scheduler, generators)
+    bar = Progress(desc, total_steps, progress and start_epoch < epochs and is_main_process())
+    done = len(history.loss)
+    started = time.perf_counter()
+    pending_loss: list[torch.Tensor] = []
+    pending_extras: list[dict] = []
+    epoch_values: list[float] = []
+
+    def read(epoch: int) -> None:
+        """Bring the pending losses to the host in one transfer; guard; log."""
+        nonlocal done
+        if not pending_loss:
+            return
+        values = torch.stack(pending_loss).float().tolist()
+        extras = _read_extras(pending_extras)
+        first = done + 1
+        for i, value in enumerate(values):
+            history.loss.append(value)
             if not math.isfinite(value):
-                history.loss.append(value)
                 error = FloatingPointError(
-                    f"loss became {value} at epoch {epoch + 1}, step {count + 1}; "
+                    f"loss became {value} at epoch {epoch + 1}, step {len(epoch_values) + 1} "
+                    f"(steps {first}–{first + len(values) - 1} were read together); "
                     "lower the learning rate or raise the temperature")
                 error.history = history          # for diagnose.diagnose(error.history)
                 raise error
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                after_step()
-            history.loss.append(value)
-            for name, v in extras.items():
+            epoch_values.append(value)
+            for name, v in extras[i].items():
                 history.log(name, epoch + 1, v)
-            total, count = total + value, count + 1
-            bar.set_postfix(loss=f"{value:.3f}")
-        history.epoch_loss.append(total / max(count, 1))
-        if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
-            for name, value in evaluate().items():
-                history.log(name, epoch + 1, value)
-        if checkpoint is not None and modules:
-            save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history)
+        done += len(values)
+        pending_loss.clear()
+        pending_extras.clear()
+        bar.update(done, f"epoch {epoch + 1}/{epochs}, loss {values[-1]:.3f}")
+
+    try:
+        for epoch in range(start_epoch, epochs):
+            epoch_values = []
+            stopped = False
+            for batch in batches(epoch):
+                with value_checks(False), autocast_context(device, amp):
+                    out = step(batch)
+                loss, extras = (out if isinstance(out, tuple) else (out, {}))
+                if loss.numel() != 1:
+                    raise ValueError(f"the step must return a scalar loss, got shape {tuple(loss.shape)}; "
+                                     "take the mean over the batch")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if after_step is not None:
+                    after_step()
+                pending_loss.append(loss.detach().reshape(()))
+                pending_extras.append(extras)
+                if len(pending_loss) == log_every:
+                    read(epoch)
+                    if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                        stopped = True
+                        break
+            read(epoch)
+            history.epoch_loss.append(sum(epoch_values) / max(len(epoch_values), 1))
+            if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs or stopped):
+                for name, value in evaluate().items():
+                    history.log(name, epoch + 1, value)
+            if checkpoint is not None and modules and is_main_process():
+                save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history, scheduler, generators)
+            if stopped:
+                break
+    finally:
+        bar.close()
     return history
 
 
+def _read_extras(pending: list[dict]) -> list[dict[str, float]]:
+    """Step extras (tensors or floats) → floats, with one host transfer per name."""
+    if not pending or not pending[0]:
+        return [{} for _ in pending]
+    out = [{} for _ in pending]
+    for name in pending[0]:
+        column = [e[name] for e in pending]
+        if isinstance(column[0], torch.Tensor):
+            column = torch.stack([c.detach().float().reshape(()) for c in column]).tolist()
+        for row, value in zip(out, column):
+            row[name] = float(value)
+    return out
+
+
+# ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
-                    epoch: int, history: History) -> None:
+                    epoch: int, history: History, scheduler=None,
+                    generators: dict[str, torch.Generator] | None = None) -> None:
     """Write a checkpoint atomically: to a temporary file first, then renamed over `path`.
 
     An interrupted save never leaves a half-written checkpoint behind.
     """
-    path = os.fspath(path)
     state = {
         "epoch": epoch,
         "modules": {name: m.state_dict() for name, m in modules.items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history.as_dict(),
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_atomically(state, path)
 
 
 def load_checkpoint(path, modules: dict[str, torch.nn.Module],
-                    optimizer: torch.optim.Optimizer | None = None) -> tuple[int, History]:
+                    optimizer: torch.optim.Optimizer | None = None, scheduler=None,
+                    generators: dict[str, torch.Generator] | None = None) -> tuple[int, History]:
     """Load a checkpoint written by `save_checkpoint` (with weights_only=True).
 
-    Restores each module (and the optimizer when given); returns (epoch, history).
+    Restores each module, and the optimizer, schedule, generators and torch's
+    random state when given; returns (epoch, history).
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
     missing = set(modules) - set(state["modules"])
@@ -182,6 +399,16 @@ def load_checkpoint(path, modules: dict[str, torch.nn.Module],
         raise KeyError(f"checkpoint {path} has no state for {sorted(missing)}")
     for name, module in modules.items():
         module.load_state_dict(state["modules"][name])
-    if optimizer is not None and state["optimizer"] is not None:
+    if optimizer is not None and state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    for name, g in (generators or {}).items():
+        if name not in state.get("generators", {}):
+            raise KeyError(f"checkpoint {path} has no state for generator {name!r}")
+        g.set_state(state["generators"][name])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state["epoch"], History.from_dict(state["history"])

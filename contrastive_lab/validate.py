@@ -3,23 +3,54 @@
 Each raises an error that names the problem and the fix, so a learner sees
 "expected z1 and z2 of the same shape (N, D), got (8, 128) and (8, 64)" at the
 call instead of a NaN a thousand steps later.
+
+Two kinds of check:
+- **shape checks** look only at `.shape`, `.ndim`, `.dtype`: free, always on;
+- **value checks** read tensor values (NaN/Inf, unit norm, a tensor
+  temperature). On a GPU each one makes the device wait for the host, so a
+  training step must not do them. `fit` turns them off for its steps:
+
+    >>> with value_checks(False):      # what fit does around every step
+    ...     loss = nt_xent(z1, z2)      # shapes still checked, values not read
+
+A learner who calls a loss directly keeps every check.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 
+_state = threading.local()
+
+
+def value_checks_enabled() -> bool:
+    """True unless inside `value_checks(False)`."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Turn the checks that read tensor values on or off inside a `with` block."""
+    before = value_checks_enabled()
+    _state.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _state.enabled = before
+
 
 def check_matrix(x: torch.Tensor, name: str) -> None:
-    """x must be a non-empty, finite (N, D) tensor."""
+    """x must be a non-empty (N, D) tensor; finite too, when value checks are on."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 2:
         raise ValueError(f"expected {name} of shape (N, D), got {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); need at least one row and column")
-    if not torch.isfinite(x).all():
+    if value_checks_enabled() and not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf; check the model output and learning rate")
 
 
@@ -37,8 +68,13 @@ def check_labels(labels: torch.Tensor, n: int, name: str = "labels") -> None:
         raise ValueError(f"expected {name} of shape ({n},), got {shape}")
 
 
-def check_positive(value: float, name: str) -> None:
+def check_positive(value, name: str) -> None:
+    """value > 0 and finite. A tensor value is read only when value checks are on."""
     if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a single number, got shape {tuple(value.shape)}")
+        if not value_checks_enabled():
+            return
         value = float(value.detach())
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be > 0 and finite, got {value}")
@@ -50,7 +86,9 @@ def check_non_negative(value: float, name: str) -> None:
 
 
 def check_unit_norm(x: torch.Tensor, name: str, atol: float = 1e-3) -> None:
-    """Rows of x must have length 1 (call F.normalize(x, dim=1) first)."""
+    """Rows of x must have length 1 (call F.normalize(x, dim=1) first). A value check."""
+    if not value_checks_enabled():
+        return
     norms = x.float().norm(dim=1)
     worst = (norms - 1).abs().max().item()
     if worst > atol:

@@ -69,17 +69,6 @@ def plot_embeddings_2d(emb, labels, ax=None, title: str | None = None, s: float 
     return ax.figure
 
 
-def plot_on_circle(emb, labels, ax=None, title: str | None = None):
-    """2-D unit vectors (N, 2) on the unit circle, coloured by label."""
-    fig = plot_embeddings_2d(emb, labels, ax=ax, title=title)
-    ax = ax or fig.axes[0]
-    t = np.linspace(0, 2 * np.pi, 200)
-    ax.plot(np.cos(t), np.sin(t), color="0.8", lw=1, zorder=0)
-    ax.set_xlim(-1.2, 1.2)
-    ax.set_ylim(-1.2, 1.2)
-    return fig
-
-
 def plot_on_sphere(emb, labels, ax=None, title: str | None = None, s: float = 6):
     """3-D unit vectors (N, 3) on the unit sphere, coloured by label."""
     emb, labels = _np(emb), _np(labels)

@@ -6,7 +6,7 @@ import torch
 
 from contrastive_lab.diagnose import (diagnose, effective_rank, embedding_std, report, singular_values,
                                       std_ratio)
-from contrastive_lab.losses import negative_cosine, vicreg_loss
+from contrastive_lab.losses import negative_cosine, vicreg_loss, vicreg_terms
 from contrastive_lab.methods.byol import BYOL, SimSiam, byol_loss, simsiam_loss
 from contrastive_lab.methods.momentum import KeyQueue, ema_update, frozen_copy
 from contrastive_lab.methods.moco import MoCo, moco_loss
@@ -105,11 +105,12 @@ def test_negative_cosine_by_hand():
 def test_vicreg_terms_by_hand():
     z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     # invariance 0; dim 0 std = √2 ≥ 1 → 0, dim 1 std 0 → relu(1 − √eps) per branch; covariance 0
-    loss, terms = vicreg_loss(z, z, eps=0.0)
-    assert terms["invariance"] == 0.0
-    assert terms["variance"] == pytest.approx(2 * 0.5)
-    assert terms["covariance"] == pytest.approx(0.0)
-    assert loss.item() == pytest.approx(25 * 1.0)
+    terms = vicreg_terms(z, z, eps=0.0)
+    assert terms["invariance"].item() == 0.0
+    assert terms["variance"].item() == pytest.approx(2 * 0.5)
+    assert terms["covariance"].item() == pytest.approx(0.0)
+    loss = vicreg_loss(z, z, eps=0.0)
+    assert loss.ndim == 0 and loss.item() == pytest.approx(25 * 1.0)
 
 
 # ---------------------------------------------------------------- meters

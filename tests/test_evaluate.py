@@ -92,6 +92,40 @@ def test_metric_bad_input_is_named():
                      torch.zeros(1, dtype=torch.long), k=1)
 
 
+def test_logistic_regression_converges_to_scikit_learns_solution():
+    """The same convex objective: sklearn's C is 1 / (l2 · N). Same weights, same predictions."""
+    from sklearn.linear_model import LogisticRegression
+
+    from contrastive_lab.evaluate import fit_logistic_regression
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 6, generator=g)
+    y = (x[:, :3] @ torch.tensor([1.0, -2.0, 0.5]) > 0).long() + (x[:, 3] > 1).long()   # 3 classes
+    l2 = 1e-2
+    clf, iterations, converged = fit_logistic_regression(x, y, 3, l2)
+    ref = LogisticRegression(C=1 / (l2 * len(x)), tol=1e-10, max_iter=10_000).fit(x.double().numpy(), y.numpy())
+    assert converged and iterations < 500
+    ours = torch.softmax(clf(x), 1).detach()
+    theirs = torch.tensor(ref.predict_proba(x.double().numpy()), dtype=torch.float32)
+    torch.testing.assert_close(ours, theirs, atol=2e-3, rtol=0)
+    assert torch.equal(ours.argmax(1), theirs.argmax(1))
+
+
+def test_probe_chooses_its_penalty_on_validation_and_reports_it():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 4, (400,), generator=g)
+    f = torch.randn(400, 50, generator=g) + torch.nn.functional.one_hot(y, 50).float()
+    result = linear_probe_features(f[:200], y[:200], f[300:], y[300:], val_f=f[200:300], val_y=y[200:300],
+                                   details=True)
+    assert result.l2 == max(result.val_accuracy, key=lambda l2: (result.val_accuracy[l2], l2))
+    assert set(result.val_accuracy) == {1e-3, 1e-2, 1e-1} and result.converged
+    assert 0.25 < result.accuracy <= 1.0
+    pca = linear_probe_features(f[:200], y[:200], f[300:], y[300:], pca_dim=8, details=True)
+    assert 0 <= pca.accuracy <= 1
+    few = linear_probe_features(f[:20], y[:20], f[300:], y[300:], pca_dim=40)   # fewer samples than components
+    assert 0 <= few <= 1
+
+
 def test_linear_probe_learns_separable_features():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (200,), generator=g)
@@ -116,10 +150,10 @@ def test_linear_probe_keeps_the_backbone_frozen():
     x, y = torch.rand(20, 3, 2, 2), torch.arange(20) % 2
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    linear_probe(model, x, y, x, y, epochs=5)
+    linear_probe(model, x, y, x, y)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(RuntimeError, match="must stay frozen"):
-        linear_probe(Drifting(), x, y, x, y, epochs=5)
+        linear_probe(Drifting(), x, y, x, y)
 
 
 def test_raw_pixel_features_flatten_and_centre():

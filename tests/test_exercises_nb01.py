@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from contrastive_lab.exercises.nb01 import (check_collapsed_uniformity, check_cos_from_distance,
-                                            check_normalize)
+from contrastive_lab.exercises.nb01 import (check_cos_from_distance, check_normalize,
+                                            check_two_point_uniformity)
 
 
 def test_check_normalize():
@@ -18,10 +18,15 @@ def test_check_cos_from_distance():
         check_cos_from_distance(lambda d: 1 - d)
 
 
-def test_check_collapsed_uniformity():
-    check_collapsed_uniformity(0.0)
-    check_collapsed_uniformity(torch.tensor(0.0))
-    with pytest.raises(AssertionError, match="high-dimensional"):
-        check_collapsed_uniformity(-4.0)
-    with pytest.raises(AssertionError):
-        check_collapsed_uniformity(1.0)
+def test_check_two_point_uniformity():
+    import torch.nn.functional as F
+
+    from contrastive_lab.evaluate import uniformity
+
+    u = F.normalize(torch.ones(1, 8), dim=1)
+    points = torch.cat([u.repeat(25, 1), -u.repeat(25, 1)])
+    check_two_point_uniformity(uniformity(points))           # the package's value passes
+    with pytest.raises(AssertionError, match="ONE point"):
+        check_two_point_uniformity(0.0)
+    with pytest.raises(AssertionError, match="expected"):
+        check_two_point_uniformity(-2.0)

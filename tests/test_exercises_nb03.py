@@ -5,17 +5,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastive_lab.exercises.nb03 import (check_info_nce_explicit, check_init_loss,
-                                            check_nt_xent_without_false_negatives)
+from contrastive_lab.exercises.nb03 import (check_info_nce_explicit, check_nt_xent_without_false_negatives,
+                                            check_unmasked_bug)
 from contrastive_lab.losses import nt_xent
 
 
-def test_check_init_loss():
-    check_init_loss(math.log(1023), torch.tensor(math.log(4097)))
-    with pytest.raises(AssertionError, match="itself excluded"):
-        check_init_loss(math.log(1024), math.log(4097))        # counted the view itself
-    with pytest.raises(AssertionError, match="positive is a candidate"):
-        check_init_loss(math.log(1023), math.log(4096))        # forgot the positive
+def unmasked(z1, z2, t):
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = len(z1)
+    return F.cross_entropy(z @ z.T / t, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]))
+
+
+def test_check_unmasked_bug():
+    check_unmasked_bug(unmasked, False, math.log(2))
+    with pytest.raises(AssertionError, match="leave the diagonal in"):
+        check_unmasked_bug(nt_xent, False, math.log(2))         # the correct loss is not the bug
+    with pytest.raises(AssertionError, match="does not give it away"):
+        check_unmasked_bug(unmasked, True, math.log(2))
+    with pytest.raises(AssertionError, match="at most half"):
+        check_unmasked_bug(unmasked, False, 0.0)
 
 
 def info_nce_explicit(q, k, neg, t):

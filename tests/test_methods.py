@@ -49,7 +49,7 @@ def test_full_profile_path_runs_on_cpu_at_toy_size():
     from contrastive_lab.models import make_encoder
     from contrastive_lab.profiles import FULL
 
-    toy = FULL.replace(batch_size=8, epochs=1)
+    toy = FULL.replace(batch_size=8, epochs=1, compile=False)   # compiling ResNet-18 on a CPU takes minutes
     torch.manual_seed(0)
     x, _ = make_cluttered_digits(16, seed=0)
     model = SimCLR(make_encoder(toy), toy.proj_dim)
@@ -66,7 +66,7 @@ def test_notebook_07_methods_run_on_the_full_profile_recipe_at_toy_size():
     from contrastive_lab.models import make_encoder
     from contrastive_lab.profiles import FULL
 
-    toy = FULL.replace(batch_size=8, epochs=1)
+    toy = FULL.replace(batch_size=8, epochs=1, compile=False)   # compiling ResNet-18 on a CPU takes minutes
     torch.manual_seed(0)
     x = make_cluttered_digits(16, seed=0)[0][:, :, ::2, ::2]
     byol = BYOL(make_encoder(toy), toy.proj_dim, pred_hidden=4 * toy.proj_dim)

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from contrastive_lab import validate
 from contrastive_lab.losses import info_nce, multiple_negatives_ranking_loss

@@ -14,20 +14,22 @@ import torch
 from .cache import data_dir
 from .cluttered import make_cluttered_digits
 from .digits import load_digits
-from .pairs import (minibatches, pk_batches, positive_pairs_from_labels,
-                    random_triplets_from_labels, two_augmented_views)
+from .pairs import minibatches, pk_batches, positive_pairs_from_labels, random_triplets_from_labels
 from .real import DatasetUnavailable, load_real_dataset
 from .shapes import CaptionedScenes, make_captioned_scenes  # captioned scenes for CLIP (notebook 08)
 
+VAL_SEED_OFFSET = 7919          # validation images of cluttered digits: their own random stream
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass
 class ImageDataset:
-    """Train and test images as float tensors in [0, 1] on the CPU.
+    """Train, validation and test images as float tensors in [0, 1] on the CPU.
 
-    train_x (N, C, H, W), train_y (N,), test_x (M, C, H, W), test_y (M,);
+    train_x (N, C, H, W), train_y (N,); val_x (V, C, H, W), val_y (V,), carved
+    from the training data (choose hyper-parameters on it; V may be 0);
+    test_x (M, C, H, W), test_y (M,), read once for the final table.
     `name` says which dataset was really loaded (after any fallback).
     """
 
@@ -37,44 +39,61 @@ class ImageDataset:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: tuple[str, ...]
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.val_x is None:
+            self.val_x = self.train_x[:0]
+            self.val_y = self.train_y[:0]
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({self.name}: train {tuple(self.train_x.shape)}, "
+        val = f", val {tuple(self.val_x.shape)}" if len(self.val_x) else ""
+        return (f"ImageDataset({self.name}: train {tuple(self.train_x.shape)}{val}, "
                 f"test {tuple(self.test_x.shape)}, {len(self.classes)} classes)")
 
 
 def load_image_dataset(name: str = "cluttered_digits", n_train: int | None = None,
-                       n_test: int | None = None, seed: int = 0, download: bool = True) -> ImageDataset:
+                       n_test: int | None = None, seed: int = 0, download: bool = True,
+                       n_val: int = 0) -> ImageDataset:
     """Load an image dataset by name, falling back to cluttered digits without network.
 
     name: "cluttered_digits", "cifar10", "mnist" or "fashion_mnist" (or pass
     `profile.dataset`). n_train / n_test cap the sizes (the first images, after a
     seeded shuffle; required for cluttered digits, which can be any size).
+    n_val: validation images carved from the training data (`profile.n_val`).
+    For a real dataset they are training images set aside (disjoint from
+    train_x). For cluttered digits they are extra images drawn from the
+    training handwriting with their own seed, so train_x does not depend on n_val.
     """
     if name == "cluttered_digits":
-        return _cluttered(n_train or 5000, n_test or 1000, seed)
+        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
     try:
         tr_x, tr_y = load_real_dataset(name, train=True, download=download)
         te_x, te_y = load_real_dataset(name, train=False, download=download)
     except DatasetUnavailable as exc:
         print(f"{exc} -> using the offline cluttered digits instead.")
-        return _cluttered(n_train or 5000, n_test or 1000, seed)
+        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
+    if n_val >= len(tr_y):
+        raise ValueError(f"n_val={n_val} leaves no training images ({name} has {len(tr_y)})")
     g = torch.Generator().manual_seed(seed)
-    tr = torch.randperm(len(tr_y), generator=g)[:n_train]
+    order = torch.randperm(len(tr_y), generator=g)
+    va, tr = order[:n_val], order[n_val:][:n_train]
     te = torch.randperm(len(te_y), generator=g)[:n_test]
     classes = CIFAR10_CLASSES if name == "cifar10" else tuple(str(i) for i in range(10))
-    return ImageDataset(name, tr_x[tr].float() / 255, tr_y[tr], te_x[te].float() / 255, te_y[te], classes)
+    return ImageDataset(name, tr_x[tr].float() / 255, tr_y[tr], te_x[te].float() / 255, te_y[te], classes,
+                        tr_x[va].float() / 255, tr_y[va])
 
 
-def _cluttered(n_train: int, n_test: int, seed: int) -> ImageDataset:
+def _cluttered(n_train: int, n_test: int, n_val: int, seed: int) -> ImageDataset:
     tr_x, tr_y = make_cluttered_digits(n_train, "train", seed)
     te_x, te_y = make_cluttered_digits(n_test, "test", seed)
-    return ImageDataset("cluttered_digits", tr_x, tr_y, te_x, te_y, tuple(str(i) for i in range(10)))
+    val = make_cluttered_digits(n_val, "train", seed + VAL_SEED_OFFSET) if n_val else (None, None)
+    return ImageDataset("cluttered_digits", tr_x, tr_y, te_x, te_y, tuple(str(i) for i in range(10)), *val)
 
 
 __all__ = [
-    "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
+    "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
     "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
     "pk_batches", "positive_pairs_from_labels", "random_triplets_from_labels",
-    "two_augmented_views",
 ]

@@ -49,6 +49,35 @@ def _luminance(rgb: torch.Tensor) -> torch.Tensor:
     return rgb @ torch.tensor([0.299, 0.587, 0.114])
 
 
+class Sampler:
+    """What every generator of digit scenes starts from: the source handwriting of a split
+    and one seeded random stream with a `uniform` helper. Shared with `sequences.py`.
+
+    split: "train" or "test" (disjoint sets of the 1,797 source digits);
+    stream: an offset that gives another generator its own random numbers.
+    """
+
+    def __init__(self, split: str, seed: int, stream: int = 0):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        self.digits, self.labels = load_digits()
+        train_idx, test_idx = split_indices(self.labels)
+        self.source = train_idx if split == "train" else test_idx
+        self.g = torch.Generator().manual_seed(seed * 2 + (split == "test") + stream)
+
+    def uniform(self, *shape, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+        return low + (high - low) * torch.rand(*shape, generator=self.g)
+
+    def pick(self, n: int) -> torch.Tensor:
+        """n random indices into `digits`, from this split's source handwriting."""
+        return self.source[torch.randint(len(self.source), (n,), generator=self.g)]
+
+
+def blend(image: torch.Tensor, colour: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Paint `colour` over `image` with opacity `alpha` (broadcast): image·(1 − α) + colour·α."""
+    return image * (1 - alpha) + colour * alpha
+
+
 def make_cluttered_digits(
     n: int,
     split: str = "train",
@@ -73,25 +102,17 @@ def make_cluttered_digits(
     Returns:
         images (n, 3, 32, 32) float32 in [0, 1]; labels (n,) int64 in 0..9.
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
-    digits, labels = load_digits()
-    train_idx, test_idx = split_indices(labels)
-    source = train_idx if split == "train" else test_idx
-    g = torch.Generator().manual_seed(seed * 2 + (split == "test"))
-
-    def uniform(*shape, low=0.0, high=1.0):
-        return low + (high - low) * torch.rand(*shape, generator=g)
-
-    pick = source[torch.randint(len(source), (n,), generator=g)]
+    r = Sampler(split, seed)
+    uniform = r.uniform
+    pick = r.pick(n)
     lo, hi = size_range
     size = uniform(n, low=lo, high=hi)
     angle = uniform(n, low=-1.0, high=1.0) * math.radians(max_rotation_deg)
     margin = (size / CANVAS).unsqueeze(1) * 0.5            # keep most of the digit inside
     center = (uniform(n, 2) * 2 - 1) * (1 - 2 * margin) * 0.9
-    mask = _place(digits[pick], size, angle, center, CANVAS).clamp(0, 1)
+    mask = _place(r.digits[pick], size, angle, center, CANVAS).clamp(0, 1)
 
     background = uniform(n, 3)
     foreground = uniform(n, 3)
@@ -101,15 +122,14 @@ def make_cluttered_digits(
     image = background[:, :, None, None].expand(n, 3, CANVAS, CANVAS).clone()
 
     for _ in range(n_clutter):
-        other = source[torch.randint(len(source), (n,), generator=g)]
+        other = r.pick(n)
         c_size = uniform(n, low=10.0, high=16.0)
         c_angle = uniform(n, low=-math.pi, high=math.pi)
         c_center = uniform(n, 2) * 2 - 1
-        c_mask = _place(digits[other], c_size, c_angle, c_center, CANVAS).clamp(0, 1)
+        c_mask = _place(r.digits[other], c_size, c_angle, c_center, CANVAS).clamp(0, 1)
         c_colour = uniform(n, 3)[:, :, None, None]
-        alpha = uniform(n, low=0.3, high=0.6)[:, None, None, None] * c_mask
-        image = image * (1 - alpha) + c_colour * alpha
+        image = blend(image, c_colour, uniform(n, low=0.3, high=0.6)[:, None, None, None] * c_mask)
 
-    image = image * (1 - mask) + foreground[:, :, None, None] * mask
-    image = image + noise_std * torch.randn(image.shape, generator=g)
-    return image.clamp(0, 1).contiguous(), labels[pick].clone()
+    image = blend(image, foreground[:, :, None, None], mask)
+    image = image + noise_std * torch.randn(image.shape, generator=r.g)
+    return image.clamp(0, 1).contiguous(), r.labels[pick].clone()

@@ -1,8 +1,10 @@
 """Real image datasets (CIFAR-10, MNIST, Fashion-MNIST), downloaded on first use.
 
-Downloads go through torchvision's downloader (progress bar, MD5 check) into a
-temporary folder inside the cache; only a complete, verified download is moved
-into place, so an interrupted download never leaves a half-written dataset.
+Downloads go through `download.download_file` (a timeout on every network
+call, a progress bar, an MD5 check with one retry) into a temporary folder
+inside the cache; only a complete, verified download is moved into place, so an
+interrupted download never leaves a half-written dataset. A cached copy that
+cannot be read is deleted and downloaded once more.
 Reading is our own small code for the datasets' on-disk formats (CIFAR's
 pickled batches, MNIST's IDX files), so tests can exercise it on tiny files.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from .cache import data_dir
+from .download import DEFAULT_TIMEOUT_S, download_file
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -108,28 +112,26 @@ def _download_into(folder: Path, fetch) -> None:
         raise
 
 
-def _fetch_cifar10(tmp: Path) -> None:
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    download_and_extract_archive(CIFAR10_URL, download_root=str(tmp), extract_root=str(tmp),
-                                 md5=CIFAR10_MD5, remove_finished=True)
+def _fetch_cifar10(tmp: Path, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    archive = download_file(CIFAR10_URL, tmp / "cifar-10-python.tar.gz", CIFAR10_MD5, timeout=timeout)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")       # "data": no absolute paths, links out or devices
+    archive.unlink()
     extracted = tmp / CIFAR10_FOLDER
     for item in extracted.iterdir():           # flatten: tmp/ holds the batches
         item.rename(tmp / item.name)
     extracted.rmdir()
 
 
-def _fetch_mnist(name: str):
-    from torchvision.datasets.utils import download_url
-
+def _fetch_mnist(name: str, timeout: float = DEFAULT_TIMEOUT_S):
     def fetch(tmp: Path) -> None:
         for filename, md5 in MNIST_FILES[name].items():
             errors = []
             for mirror in MNIST_MIRRORS[name]:
                 try:
-                    download_url(mirror + filename, root=str(tmp), filename=filename, md5=md5)
+                    download_file(mirror + filename, tmp / filename, md5, timeout=timeout)
                     break
-                except Exception as exc:        # try the next mirror
+                except OSError as exc:          # try the next mirror
                     errors.append(exc)
             else:
                 raise errors[-1]
@@ -161,18 +163,36 @@ def load_real_dataset(name: str, train: bool = True, root: Path | None = None,
     if name not in REAL_DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {REAL_DATASETS}")
     folder = dataset_folder(name, root)
-    if not folder.exists():
-        if not download:
-            raise DatasetUnavailable(f"{name} is not in {folder.parent} and download=False")
-        fetch = fetch or (_fetch_cifar10 if name == "cifar10" else _fetch_mnist(name))
-        try:
-            _download_into(folder, fetch)
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DatasetUnavailable(f"could not download {name} (no network?): {reason}") from exc
+    fetch = fetch or (_fetch_cifar10 if name == "cifar10" else _fetch_mnist(name))
     reader = read_cifar10_folder if name == "cifar10" else read_mnist_folder
+    if folder.exists():
+        try:
+            return reader(folder, train)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as exc:
+            if not download:
+                raise DatasetUnavailable(f"{name} in {folder} is unreadable ({_first_line(exc)}); "
+                                         "delete that folder to download it again") from exc
+            print(f"{name} in {folder} is unreadable ({_first_line(exc)}); downloading it again")
+            shutil.rmtree(folder)
+    if not download:
+        raise DatasetUnavailable(f"{name} is not in {folder.parent} and download=False")
+    try:
+        _download_into(folder, fetch)
+    except Exception as exc:
+        raise DatasetUnavailable(f"could not download {name} (no network?): {_first_line(exc)}. "
+                                 f"To fetch it by hand: {_by_hand(name, folder)}") from exc
     try:
         return reader(folder, train)
-    except (OSError, ValueError, pickle.UnpicklingError, KeyError) as exc:
-        raise DatasetUnavailable(f"{name} in {folder} is unreadable ({exc}); delete that folder "
-                                 "to download it again") from exc
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as exc:
+        raise DatasetUnavailable(f"{name} in {folder} is unreadable even after a fresh download "
+                                 f"({_first_line(exc)}); delete that folder and fetch it by hand") from exc
+
+
+def _by_hand(name: str, folder: Path) -> str:
+    if name == "cifar10":
+        return f"download {CIFAR10_URL} and unpack its {CIFAR10_FOLDER} folder into {folder.parent}"
+    return f"download {', '.join(MNIST_FILES[name])} from {MNIST_MIRRORS[name][0]} into {folder}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -26,8 +26,7 @@ import math
 
 import torch
 
-from .cluttered import CANVAS, _place
-from .digits import load_digits, split_indices
+from .cluttered import CANVAS, Sampler, _place, blend
 
 
 def _lerp(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -73,25 +72,17 @@ def make_moving_digits(
         frames (S, T, 3, 32, 32) float32 in [0, 1]; labels (S,) int64 in 0..9
         (the digit's class, the same in every frame of a clip).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if n_sequences <= 0:
         raise ValueError(f"n_sequences must be positive, got {n_sequences}")
     if n_frames < 2:
         raise ValueError(f"n_frames must be at least 2 so that a clip has neighbours, got {n_frames}")
     if not 0.0 <= travel <= 1.0 or not 0.0 <= colour_drift <= 1.0:
         raise ValueError(f"travel and colour_drift must be in [0, 1], got {travel} and {colour_drift}")
-    digits, labels = load_digits()
-    train_idx, test_idx = split_indices(labels)
-    source = train_idx if split == "train" else test_idx
-    g = torch.Generator().manual_seed(seed * 2 + (split == "test") + 1_000)
+    r = Sampler(split, seed, stream=1_000)
+    digits, uniform = r.digits, r.uniform
     s, t_count = n_sequences, n_frames
     t = torch.linspace(0, 1, t_count)                                   # (T,)
-
-    def uniform(*shape, low=0.0, high=1.0):
-        return low + (high - low) * torch.rand(*shape, generator=g)
-
-    pick = source[torch.randint(len(source), (s,), generator=g)]
+    pick = r.pick(s)
     lo, hi = size_range
     size = _lerp(uniform(s, low=lo, high=hi), uniform(s, low=lo, high=hi), t)          # (S, T)
     angle0 = uniform(s, low=-1.0, high=1.0) * math.radians(max_rotation_deg)
@@ -123,7 +114,7 @@ def make_moving_digits(
     image = bg[:, :, None, None].expand(s * t_count, 3, CANVAS, CANVAS).clone()
 
     for _ in range(n_clutter):
-        other = source[torch.randint(len(source), (s,), generator=g)]
+        other = r.pick(s)
         c_glyphs = digits[other].unsqueeze(1).expand(s, t_count, 8, 8).reshape(-1, 8, 8)
         c_size = uniform(s, low=10.0, high=16.0)[:, None].expand(s, t_count)
         c_angle = uniform(s, low=-math.pi, high=math.pi)[:, None].expand(s, t_count)
@@ -133,12 +124,12 @@ def make_moving_digits(
                         c_center.reshape(-1, 2), CANVAS).clamp(0, 1)
         c_colour = uniform(s, 3).repeat_interleave(t_count, 0)[:, :, None, None]
         alpha = uniform(s, low=0.3, high=0.6).repeat_interleave(t_count, 0)[:, None, None, None] * c_mask
-        image = image * (1 - alpha) + c_colour * alpha
+        image = blend(image, c_colour, alpha)
 
-    image = image * (1 - mask) + fg[:, :, None, None] * mask
-    image = image + noise_std * torch.randn(image.shape, generator=g)
+    image = blend(image, fg[:, :, None, None], mask)
+    image = image + noise_std * torch.randn(image.shape, generator=r.g)
     frames = image.clamp(0, 1).view(s, t_count, 3, CANVAS, CANVAS).contiguous()
-    return frames, labels[pick].clone()
+    return frames, r.labels[pick].clone()
 
 
 def temporal_pairs(n_sequences: int, n_frames: int, max_gap: int = 1,

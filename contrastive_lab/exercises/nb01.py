@@ -49,14 +49,23 @@ def check_cos_from_distance(fn) -> None:
     passed("cos = 1 − d²/2: on the unit sphere, distance and cosine carry the same information")
 
 
-def check_collapsed_uniformity(value) -> None:
-    """`value`: uniformity (t = 2) of N ≥ 2 points that all sit at the same place."""
-    assert value is not None, "set collapsed_uniformity to a number"
+def check_two_point_uniformity(value) -> None:
+    """`value`: uniformity (t = 2) of 50 unit vectors, 25 at a point u and 25 at its opposite −u,
+    worked out by hand (then confirmed with the package)."""
+    import math
+
+    assert value is not None, "set two_point_uniformity to a number"
     v = float(value)
-    if v == -4.0:
-        raise AssertionError("−4 is the value for points spread over a high-dimensional sphere; "
-                             "here every distance is 0: what is exp(−t·0)?")
-    assert abs(v) < 1e-6, (
-        f"got {v:.3f}; every pairwise distance is 0, so every term is exp(0) = 1 — "
-        f"and the log of the mean of ones is …")
-    passed("uniformity 0 is the worst possible: a collapsed embedding says nothing about its inputs")
+    same, across, total = 2 * math.comb(25, 2), 25 * 25, math.comb(50, 2)
+    want = math.log((same * 1.0 + across * math.exp(-8.0)) / total)
+    if abs(v) < 1e-6:
+        raise AssertionError("0 is the uniformity of ONE point; here half the pairs are 2 apart "
+                             "(‖u − (−u)‖² = 4, so exp(−2·4) = e⁻⁸ for those)")
+    if abs(v - math.log(0.5)) < 0.02 and abs(v - want) > 1e-3:
+        raise AssertionError(f"close, but not every pair is counted right: of the {total} pairs i < j, "
+                             f"{same} are at the same point and {across} across")
+    assert abs(v - want) < 1e-3, (
+        f"got {v:.4f}, expected {want:.4f}: count the pairs i < j — {same} at the same point (term 1) and "
+        f"{across} across (term e⁻⁸) — then take the log of their mean")
+    passed(f"uniformity {want:.3f}: better than one pile (0), far from points spread over a sphere (−2.08 on "
+           f"S², about −4 in many dimensions) — uniformity punishes any few piles, not only a single one")

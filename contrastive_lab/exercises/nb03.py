@@ -1,8 +1,6 @@
 """Self-checks for notebook 03 (InfoNCE / NT-Xent)."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import passed
@@ -18,26 +16,42 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
-def check_init_loss(simclr_512, moco_4096) -> None:
-    """Exercise 1: the loss of an untrained model.
+def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
+    """Exercise 1: nt_xent_unmasked(z1, z2, temperature) = NT-Xent WITHOUT masking each view's
+    similarity with itself (the classic bug); caught_at_init: True/False — does the loss at
+    initialization give the bug away (is it far from ln(2N − 1))?; floor: the lowest value the
+    buggy loss can reach, for any model (a number)."""
+    import math
 
-    simclr_512: NT-Xent at init for a batch of 512 images (1024 views).
-    moco_4096: info_nce at init with one positive and 4096 explicit negatives.
-    """
-    a = _number(simclr_512, "simclr_512")
-    b = _number(moco_4096, "moco_4096")
-    want_a, want_b = math.log(2 * 512 - 1), math.log(4096 + 1)
-    if abs(a - want_a) > 5e-5:
-        hint = ""
-        if abs(a - math.log(512)) < 5e-5 or abs(a - math.log(1024)) < 5e-5:
-            hint = " Count the candidates of one view: its twin plus every OTHER view, itself excluded."
-        raise AssertionError(f"simclr_512 = {a:.3f} is not the loss of a uniform softmax over the "
-                             f"candidates of one view.{hint}")
-    if abs(b - want_b) > 5e-5:
-        hint = " The positive is a candidate too." if abs(b - math.log(4096)) < 5e-5 else ""
-        raise AssertionError(f"moco_4096 = {b:.3f}: with all logits equal the loss is ln(number of "
-                             f"candidates).{hint}")
-    passed(f"ln(1023) = {want_a:.3f} and ln(4097) = {want_b:.3f}: a uniform guess among all candidates")
+    import torch.nn.functional as F
+
+    from ..losses import nt_xent
+
+    g = torch.Generator().manual_seed(30)
+    z1, z2 = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    twin = torch.cat([torch.arange(16, 32), torch.arange(16)])
+    for tau in (0.2, 0.5):
+        want = F.cross_entropy(z @ z.T / tau, twin).item()
+        got = float(nt_xent_unmasked(z1, z2, tau))
+        if abs(got - want) > 1e-4:
+            hint = (" That is the masked (correct) NT-Xent: leave the diagonal in."
+                    if abs(got - nt_xent(z1, z2, tau).item()) < 1e-4 else "")
+            raise AssertionError(f"at τ = {tau} expected {want:.4f}, got {got:.4f}.{hint} Normalize the 2N rows, "
+                                 "logits = z @ z.T / τ, target of view i is its twin i ± N.")
+    if not isinstance(caught_at_init, bool):
+        raise AssertionError("caught_at_init must be True or False")
+    if caught_at_init:
+        raise AssertionError("compare the numbers you printed: the buggy loss at init sits within a few tenths "
+                             "of the correct one, both near ln(2N − 1). At init every view's own logit is "
+                             "only somewhat larger than the rest, so the sanity check does not give it away")
+    if floor is None or abs(float(floor) - math.log(2)) > 1e-3:
+        raise AssertionError("think of a perfect model: its twin's logit can at best EQUAL the view's own "
+                             "logit (cos = 1 for both), so the twin gets at most half the softmax. "
+                             "The loss can then not go below −log(1/2)")
+    passed("the loss at init does not catch this bug. Its trace is elsewhere: the buggy loss can never go "
+           "below ln 2 ≈ 0.69, because the view itself always takes at least half the softmax — a loss "
+           "that will not go below a round number is a clue worth checking")
 
 
 def check_info_nce_explicit(fn) -> None:

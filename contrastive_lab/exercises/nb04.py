@@ -28,17 +28,24 @@ def check_false_negative_fraction(false_negative_fraction) -> None:
            "negatives shares the anchor's class.")
 
 
-def check_homophily(homophily, src: torch.Tensor, dst: torch.Tensor, labels: torch.Tensor) -> None:
-    """Exercise 2: homophily(src (E,), dst (E,), labels (N,)) → fraction of links joining
-    two items of the same class."""
-    small = homophily(torch.tensor([0, 1, 2, 3]), torch.tensor([1, 0, 3, 0]), torch.tensor([5, 5, 7, 8]))
-    assert abs(float(small) - 0.5) < 1e-6, (
-        f"on links 0→1, 1→0, 2→3, 3→0 with labels [5, 5, 7, 8] two of four links join equal labels: "
-        f"expected 0.5, got {float(small):.4f}. Compare labels[src] with labels[dst].")
-    got = float(homophily(src, dst, labels))
-    want = (labels[src] == labels[dst]).float().mean().item()
-    assert abs(got - want) < 1e-6, f"on the notebook's graph expected {want:.4f}, got {got:.4f}"
-    passed(f"homophily {want:.2f}: that fraction of the graph's positives are really same-class.")
+def check_expected_homophily(expected_homophily, measured: float) -> None:
+    """Exercise 2: expected_homophily(p_same, n_classes) → the fraction of links that join two
+    items of the same class, for the generator of the notebook: with probability p_same a link
+    goes to a random item of the same class, otherwise to any item (n_classes balanced classes,
+    so a random item shares the class with probability 1 / n_classes)."""
+    for p_same, n_classes in ((0.8, 10), (0.0, 10), (1.0, 10), (0.5, 4), (0.1, 10)):
+        want = p_same + (1 - p_same) / n_classes
+        got = float(expected_homophily(p_same, n_classes))
+        assert abs(got - want) < 1e-9, (
+            f"for p_same = {p_same}, {n_classes} classes expected {want:.4f}, got {got:.4f}. Two kinds of "
+            "link: a same-class one (probability p_same, always same class) and a random one "
+            "(probability 1 − p_same, same class by luck with probability 1 / n_classes).")
+    want = 0.8 + 0.2 / 10
+    assert abs(measured - want) < 0.03, (
+        f"the graph of the notebook measures {measured:.3f}, far from your formula's {want:.3f}: "
+        "is `measured` the homophily of the notebook's graph?")
+    passed(f"expected {want:.3f}, measured {measured:.3f}. At p_same = 0 it is 1 / 10 = 0.10, exactly what "
+           "links drawn at random give: such a graph carries no class information at all.")
 
 
 _SAFE_FOR_DIGITS = {

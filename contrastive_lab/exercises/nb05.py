@@ -89,21 +89,19 @@ def check_balanced_subset(fn) -> None:
     passed("the same number of labelled examples for every class, drawn at random")
 
 
-def check_simclr_wins(answer, results: dict) -> None:
-    """Exercise 3: answer = the label fractions (keys of `results`) at which SimCLR + linear
-    probe beat the supervised model, as a list; results[fraction] has "simclr_probe" and
-    "supervised" accuracies."""
-    try:
-        got = sorted(float(f) for f in answer)
-    except TypeError:
-        raise AssertionError("answer should be a list of fractions, e.g. [0.01]") from None
-    want = sorted(float(f) for f, r in results.items() if r["simclr_probe"] > r["supervised"])
-    unknown = [f for f in got if not any(abs(f - float(k)) < 1e-9 for k in results)]
-    if unknown:
-        raise AssertionError(f"{unknown} are not label fractions measured here; use keys of results "
-                             f"({sorted(results)})")
-    if got != want:
-        raise AssertionError("compare results[f]['simclr_probe'] with results[f]['supervised'] "
-                             "for every fraction f, on this run's numbers")
-    wins = ", ".join(f"{f:.0%}" for f in want) or "none"
-    passed(f"SimCLR + probe wins at: {wins}")
+def check_balanced_probe(accuracy, balanced_subset, features, labels, test_features, test_labels) -> None:
+    """Exercise 3: accuracy = the linear probe's test accuracy on the SimCLR encoder features of a
+    balanced subset of 5 labelled images per class, drawn with
+    balanced_subset(labels, 5, torch.Generator().manual_seed(0))."""
+    from ..evaluate import linear_probe_features
+
+    idx = balanced_subset(labels, 5, torch.Generator().manual_seed(0)).flatten().long()
+    counts = torch.bincount(labels[idx], minlength=int(labels.max()) + 1)
+    if not (counts == 5).all():
+        raise AssertionError(f"the subset should hold 5 images of every class, it holds {counts.tolist()}")
+    want = linear_probe_features(features[idx], labels[idx], test_features, test_labels)
+    if abs(float(accuracy) - want) > 1e-6:
+        raise AssertionError(f"expected the probe's accuracy {want:.3f} on that subset, got {float(accuracy):.3f}: "
+                             "probe features[idx] with labels[idx], score on the test features")
+    passed(f"5 labels per class: probe accuracy {want:.3f}. Compare it with the 1 % row of the table: "
+           "that row drew 50 images at random, so some digits had fewer examples.")

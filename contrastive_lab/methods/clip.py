@@ -25,11 +25,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.pairs import minibatches
+from ..device import get_device, make_generator
 from ..evaluate import recall_at_k
+from ..images import as_float_images, images_on_device
 from ..losses import clip_loss
 from ..models import prepare_model
 from ..text import TextEncoder, Tokenizer
-from ..train import History, fit
+from ..train import History, compile_once, fit
 
 
 @dataclass(frozen=True)
@@ -155,28 +157,24 @@ def tokenize_captions(tokenizer: Tokenizer, captions: list[list[str]]) -> torch.
 
 
 def clip_step(model: CLIP, images: torch.Tensor, ids: torch.Tensor,
-              generator: torch.Generator | None = None, channels_last: bool = False):
+              generator: torch.Generator | None = None):
     """The CLIP training step on index batches.
 
-    images (N, C, H, W) and ids (N, P, L) live on the model's device (generator:
-    a CPU generator for the phrasing draw); each step
-    takes a batch of indices, draws one of the P phrasings of every caption at
-    random (text-side augmentation) and returns (clip_loss, {"logit_scale": …}).
+    images (N, C, H, W) and ids (N, P, L) live on the model's device, and so do
+    the index batches and `generator` (for the phrasing draw). Each step takes a
+    batch of indices, draws one of the P phrasings of every caption at random
+    (text-side augmentation) and returns (clip_loss, {"logit_scale": tensor}).
     """
     def step(idx: torch.Tensor):
-        idx = idx.to(images.device)
-        pick = torch.randint(ids.shape[1], (len(idx),), generator=generator).to(images.device)
-        x = images[idx]
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        image_emb, text_emb, scale = model(x, ids[idx, pick])
-        return clip_loss(image_emb, text_emb, scale), {"logit_scale": scale.item()}
+        pick = torch.randint(ids.shape[1], (len(idx),), generator=generator, device=ids.device)
+        image_emb, text_emb, scale = model(as_float_images(images[idx]), ids[idx, pick])
+        return clip_loss(image_emb, text_emb, scale), {"logit_scale": scale.detach()}
     return step
 
 
 def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings, profile, *,
-               epochs: int | None = None, device=None, evaluate=None, seed: int = 0,
-               progress: bool = True, desc: str = "CLIP") -> History:
+               epochs: int | None = None, device=None, evaluate=None, checkpoint=None, seed: int = 0,
+               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP") -> History:
     """Train `model` on captioned scenes with the symmetric InfoNCE.
 
     Args:
@@ -184,35 +182,29 @@ def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings
         scenes: a CaptionedScenes (images (N, 3, H, W), N lists of phrasings).
         tokenizer: turns the captions into ids (built from the training captions).
         settings: batch size, epochs, lr, eval_every (see `clip_settings`).
-        profile: amp, channels_last, compile.
+        profile: amp, channels_last, compile, store_uint8, log_every.
         evaluate: () → {metric: value}, run every settings.eval_every epochs.
+        checkpoint: a file path: saved every epoch, resumed from when it exists.
+    The learning rate decays to 0 over the run on a cosine, as CLIP's does (no
+    warm-up needed at this scale); the scale is clamped after every step.
     Returns the History; history.metrics["logit_scale"] holds the scale after every step.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = get_device(device)
     prepare_model(model, device, profile.channels_last)
-    forward = torch.compile(model) if profile.compile else model
-    images = scenes.images.to(device)
+    compile_once(model, profile.compile)
+    images = images_on_device(scenes.images, device, profile.store_uint8)
     ids = tokenize_captions(tokenizer, scenes.captions).to(device)
-    order = torch.Generator().manual_seed(seed)
-    phrasing = torch.Generator().manual_seed(seed + 1)
-    step = clip_step(forward, images, ids, phrasing, profile.channels_last)
+    order, phrasing = make_generator(seed, device), make_generator(seed + 1, device)
+    step = clip_step(model, images, ids, phrasing)
     batch_size = min(settings.batch_size, len(images))
-    epochs = epochs or settings.epochs
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    # cosine decay of the learning rate to 0 over the run, as CLIP does (no warm-up
-    # needed at this scale); the scale is clamped after every step
-    total = epochs * (len(images) // batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-
-    def after_step():
-        model.clamp_logit_scale_()
-        schedule.step()
-
     model.train()
-    return fit(step, optimizer, lambda epoch: minibatches(len(images), batch_size, order),
-               epochs, device=device, amp=profile.amp, evaluate=evaluate,
-               eval_every=settings.eval_every, after_step=after_step, progress=progress, desc=desc)
+    return fit(step, model.parameters(), lambda epoch: minibatches(len(images), batch_size, order),
+               epochs or settings.epochs, lr=settings.lr, optimizer="adam", schedule="cosine",
+               steps_per_epoch=len(images) // batch_size, device=device, amp=profile.amp,
+               evaluate=evaluate, eval_every=settings.eval_every, after_step=model.clamp_logit_scale_,
+               checkpoint=checkpoint, modules={"model": model},
+               generators={"order": order, "phrasing": phrasing}, log_every=profile.log_every,
+               max_seconds=max_seconds, progress=progress, desc=desc)
 
 
 # ------------------------------------------------------------------ using a trained model
@@ -223,7 +215,7 @@ def encode_images(model: CLIP, images: torch.Tensor, batch_size: int = 512) -> t
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([model.encode_image(images[i:i + batch_size].to(device)).float().cpu()
+        return torch.cat([model.encode_image(as_float_images(images[i:i + batch_size].to(device))).float().cpu()
                           for i in range(0, len(images), batch_size)])
     finally:
         model.train(was_training)

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..losses import info_nce
+from ..losses import DEFAULT_TEMPERATURE, info_nce
 from ..train import History
 from .momentum import KeyQueue, ema_update, frozen_copy
 from .simclr import SimCLR
@@ -62,9 +62,10 @@ def moco_loss(model: MoCo, temperature: float):
     return loss_fn
 
 
-def train_moco(model: MoCo, train_x: torch.Tensor, profile, *, temperature: float = 0.2,
+def train_moco(model: MoCo, train_x: torch.Tensor, profile, *, temperature: float = DEFAULT_TEMPERATURE,
                desc: str = "MoCo", **kwargs) -> History:
     """Train a MoCo model on unlabelled images (N, C, H, W). Keyword arguments
-    (augment, batch_size, epochs, lr, device, evaluate, eval_every, seed, progress)
-    go to `views.train_on_views`."""
+    (augment, batch_size, epochs, lr, device, evaluate, eval_every, checkpoint, seed,
+    max_seconds, progress) go to `views.train_on_views`; the queue and the key encoder
+    are buffers and parameters of `model`, so a checkpoint holds them too."""
     return train_on_views(moco_loss(model, temperature), model, train_x, profile, desc=desc, **kwargs)

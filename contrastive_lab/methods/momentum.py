@@ -14,8 +14,14 @@ import torch.nn.functional as F
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of `module` whose parameters do not require gradient."""
+    """A deep copy of `module` whose parameters do not require gradient.
+
+    A compiled forward is not copied (it would still run the original module):
+    the twin is compiled on its own, if at all.
+    """
     twin = copy.deepcopy(module)
+    for m in twin.modules():
+        m._compiled_call_impl = None
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin
@@ -27,11 +33,13 @@ def ema_update(target: nn.Module, online: nn.Module, momentum: float) -> None:
 
     Buffers (BatchNorm statistics) are copied from the online module.
     momentum = 0 makes the target a plain copy; momentum = 1 freezes it.
+    One multi-tensor ("for-each") kernel updates every parameter at once.
     """
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    for t, o in zip(target.parameters(), online.parameters()):
-        t.mul_(momentum).add_(o.detach(), alpha=1 - momentum)
+    targets, onlines = list(target.parameters()), [p.detach() for p in online.parameters()]
+    torch._foreach_mul_(targets, momentum)
+    torch._foreach_add_(targets, onlines, alpha=1 - momentum)
     for t, o in zip(target.buffers(), online.buffers()):
         t.copy_(o)
 

@@ -13,7 +13,6 @@ What is special about it, and all this file adds to the shared fit loop:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -32,6 +31,7 @@ class SentenceSettings:
     batch_size, epochs, lr, warmup: the main run (linear warm-up, then cosine decay).
     finetune_epochs, finetune_lr: the short runs that start from the main model.
     scale: the loss's logit scale (1 / temperature).
+    amp, log_every: the profile's (bf16 autocast on CUDA; read the loss every this many steps).
     """
 
     vocab_size: int
@@ -49,6 +49,8 @@ class SentenceSettings:
     finetune_epochs: int
     finetune_lr: float
     scale: float
+    amp: bool = False
+    log_every: int = 25
 
     def replace(self, **changes) -> "SentenceSettings":
         return replace(self, **changes)
@@ -81,6 +83,8 @@ def sentence_settings(profile) -> SentenceSettings:
         finetune_epochs=2 if big else 1,
         finetune_lr=2e-4 if big else 3e-4,
         scale=20.0,
+        amp=profile.amp,
+        log_every=profile.log_every,
     )
 
 
@@ -182,15 +186,14 @@ def train_biencoder(model, tokenizer, queries: list[str], documents: list[str], 
     epochs = epochs or settings.epochs
     lr = lr or settings.lr
     batch_size = min(settings.batch_size, len(queries))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    total = max(1, epochs * (len(queries) // batch_size))
-    warm = max(1, int(settings.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    steps_per_epoch = len(queries) // batch_size
     order = torch.Generator().manual_seed(seed)
     hard_list = hard_negatives.tolist() if hard_negatives is not None else None
     model.train()
-    return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives), optimizer,
+    return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives), model.parameters(),
                lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list), epochs,
-               device=device, evaluate=evaluate, eval_every=eval_every, after_step=schedule.step,
+               lr=lr, weight_decay=0.01, optimizer="adamw", schedule="cosine",
+               warmup_steps=max(1, int(settings.warmup * epochs * steps_per_epoch)),
+               steps_per_epoch=steps_per_epoch, device=device, amp=settings.amp,
+               evaluate=evaluate, eval_every=eval_every, log_every=settings.log_every,
                progress=progress, desc=desc)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import AugmentConfig, two_views
-from ..losses import nt_xent
+from ..losses import DEFAULT_TEMPERATURE, nt_xent
 from ..models import ProjectionHead
 from ..train import History
 from .views import train_on_views
@@ -45,26 +45,21 @@ def simclr_loss(model: nn.Module, temperature: float):
 
 
 def simclr_step(model: nn.Module, augment: AugmentConfig, temperature: float,
-                generator: torch.Generator | None = None, channels_last: bool = False):
+                generator: torch.Generator | None = None):
     """One SimCLR step on raw images: images (N, C, H, W) → NT-Xent loss over their 2N views."""
     loss_fn = simclr_loss(model, temperature)
 
     def step(x: torch.Tensor) -> torch.Tensor:
-        v1, v2 = two_views(x, augment, generator)
-        if channels_last:
-            v1 = v1.contiguous(memory_format=torch.channels_last)
-            v2 = v2.contiguous(memory_format=torch.channels_last)
-        return loss_fn(v1, v2)
+        return loss_fn(*two_views(x, augment, generator))
     return step
 
 
-def train_simclr(model: SimCLR, train_x: torch.Tensor, profile, *, temperature: float = 0.2,
-                 desc: str = "SimCLR", **kwargs) -> History:
+def train_simclr(model: SimCLR, train_x: torch.Tensor, profile, *,
+                 temperature: float = DEFAULT_TEMPERATURE, desc: str = "SimCLR", **kwargs) -> History:
     """Train a SimCLR model on unlabelled images (N, C, H, W) with NT-Xent.
 
     Keyword arguments (augment, batch_size, epochs, lr, device, evaluate,
-    eval_every, seed, progress) go to `views.train_on_views`; sizes default
-    to the profile's. With profile.compile the forward pass is torch.compile'd.
+    eval_every, checkpoint, seed, max_seconds, progress) go to
+    `views.train_on_views`; sizes and the recipe default to the profile's.
     """
-    forward = torch.compile(model) if profile.compile else model
-    return train_on_views(simclr_loss(forward, temperature), model, train_x, profile, desc=desc, **kwargs)
+    return train_on_views(simclr_loss(model, temperature), model, train_x, profile, desc=desc, **kwargs)

@@ -1,0 +1,122 @@
+"""Self-checks for notebook 12 (embeddings in production)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import passed
+
+
+def _reference_pick(rows, min_recall):
+    ok = [r for r in rows if r["recall"] >= min_recall]
+    return min(ok, key=lambda r: r["latency_ms"]) if ok else None
+
+
+def check_pick_setting(fn, rows: list[dict]) -> None:
+    """Exercise 1: fn(rows, min_recall) → the row (a dict of the sweep table) with the lowest
+    single-query latency among the rows whose recall is at least min_recall; None if no row
+    reaches it. rows: dicts with "index", "setting", "recall", "latency_ms", "qps"."""
+    if not callable(fn):
+        raise AssertionError("pass your function itself, e.g. check_pick_setting(pick_setting, rows)")
+    toy = [
+        {"index": "Flat", "setting": "-", "recall": 1.0, "latency_ms": 5.0, "qps": 2000.0},
+        {"index": "HNSW", "setting": "efSearch=16", "recall": 0.90, "latency_ms": 0.05, "qps": 30000.0},
+        {"index": "HNSW", "setting": "efSearch=32", "recall": 0.97, "latency_ms": 0.09, "qps": 15000.0},
+        {"index": "IVF", "setting": "nprobe=8", "recall": 0.96, "latency_ms": 0.12, "qps": 40000.0},
+        {"index": "IVF", "setting": "nprobe=32", "recall": 0.999, "latency_ms": 0.30, "qps": 5000.0},
+    ]
+    got = fn(toy, 0.95)
+    if got is toy[1]:
+        raise AssertionError("efSearch=16 is the fastest row, but its recall (0.90) is below 0.95: "
+                             "keep only the rows that reach min_recall first")
+    if got is toy[3]:
+        raise AssertionError("you picked the highest batched throughput (qps); the question is the latency "
+                             "one user waits for one query: the smallest latency_ms")
+    if got is toy[0] or got is toy[4]:
+        raise AssertionError("you picked the highest recall; any row with recall ≥ min_recall will do, "
+                             "and among those the fastest one wins")
+    if got is not toy[2]:
+        raise AssertionError(f"on the worked example the answer is the HNSW efSearch=32 row, got {got}")
+    if fn(toy, 1.5) is not None:
+        raise AssertionError("when no row reaches min_recall, return None (no setting qualifies)")
+    for target in (0.95, 0.99):
+        want = _reference_pick(rows, target)
+        if fn(rows, target) is not want:
+            raise AssertionError(f"on the notebook's table with min_recall={target} the answer is "
+                                 f"{want['index'] + ' ' + want['setting'] if want else None}")
+    best = _reference_pick(rows, 0.95)
+    passed(f"at recall ≥ 0.95 the fastest single query is {best['index']} {best['setting']} "
+           f"({best['latency_ms']:.3f} ms, recall {best['recall']:.3f})")
+
+
+def _flagged(scores, threshold):
+    return scores > threshold
+
+
+def check_threshold(fn) -> None:
+    """Exercise 2: fn(scores (P,), is_match (P,) bool, target) → threshold t such that the pairs with
+    score > t have precision ≥ target and, among such thresholds, find the most matches
+    (then flag the fewest pairs). +inf when no threshold reaches the target."""
+    from ..production import threshold_for_precision
+
+    if not callable(fn):
+        raise AssertionError("pass your function itself, e.g. check_threshold(my_threshold)")
+    cases = [
+        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 1.0, "two matches at the top, then a non-match"),
+        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.75, "going deeper past a non-match can still pay"),
+        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.5, "flagging a trailing non-match adds no match"),
+        ([0.3, 0.9, 0.5, 0.7], [0, 1, 1, 0], 0.6, "scores that are not sorted"),
+        ([0.9, 0.9, 0.5], [1, 0, 1], 0.6, "two pairs with the same score fall on the same side"),
+    ]
+    for scores, match, target, what in cases:
+        s, m = torch.tensor(scores), torch.tensor(match, dtype=torch.bool)
+        want = threshold_for_precision(s, m, target)
+        got = fn(s, m, target)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise AssertionError(f"return a number (the threshold), got {type(got).__name__}") from None
+        if torch.equal(_flagged(s, got), _flagged(s, want)):
+            continue
+        flagged = _flagged(s, got)
+        tp = int((flagged & m).sum())
+        precision = tp / max(int(flagged.sum()), 1)
+        hint = ""
+        if flagged.sum() and precision < target:
+            hint = f"the pairs your threshold flags have precision {precision:.2f} < {target}. "
+        elif tp < int((_flagged(s, want) & m).sum()):
+            hint = "another threshold reaches the target AND finds more matches; go as deep as the precision allows. "
+        raise AssertionError(f"case '{what}' (scores {scores}, matches {match}, target {target}): {hint}"
+                             f"your threshold {got:.3f} flags {s[flagged].tolist()}, "
+                             f"the best one flags {s[_flagged(s, want)].tolist()} (decisions are score > t)")
+    got = fn(torch.tensor([0.9, 0.1]), torch.tensor([False, True]), 0.9)
+    if not (isinstance(got, float) and math.isinf(got) and got > 0):
+        raise AssertionError("when no threshold reaches the target (the best pair is not a match), "
+                             "return float('inf'): flag nothing")
+    passed("the deepest cut that keeps the precision: most matches found at that precision")
+
+
+def check_alarm_budget(alpha: float, n_permutations: int, batches_per_week: int) -> None:
+    """Exercise 3: the per-batch level alpha that gives at most one false alarm a week on average
+    (as large as that allows, so real drift is still caught), and the permutations the test
+    needs to ever reach a p-value that small."""
+    try:
+        alpha, n_permutations = float(alpha), int(n_permutations)
+    except (TypeError, ValueError):
+        raise AssertionError("alpha must be a number and n_permutations an integer") from None
+    budget = 1 / batches_per_week
+    if alpha > budget * 1.0001:
+        raise AssertionError(f"with alpha = {alpha:g} an unshifted stream raises about "
+                             f"{alpha * batches_per_week:.1f} false alarms a week "
+                             f"(alpha × {batches_per_week} batches); you want at most 1")
+    if alpha < budget / 2:
+        raise AssertionError(f"alpha = {alpha:g} is safe but stricter than needed: 1 false alarm a week "
+                             f"allows alpha up to 1 / {batches_per_week}, and a smaller alpha misses more real drift")
+    smallest_p = 1 / (n_permutations + 1)
+    if smallest_p > alpha:
+        raise AssertionError(f"with {n_permutations} permutations the smallest p-value the test can give is "
+                             f"1 / ({n_permutations} + 1) = {smallest_p:.2g} > alpha: it could never raise an "
+                             f"alarm. Use at least {math.ceil(1 / alpha) - 1} permutations")
+    passed(f"alpha = {alpha:.2g}: about {alpha * batches_per_week:.2f} false alarms a week; "
+           f"{n_permutations} permutations can reach p = {smallest_p:.2g}")

@@ -1,0 +1,189 @@
+"""Notebook 12 (embeddings in production): its settings and the data it builds.
+
+    settings = production_settings(profile)
+    copies = near_duplicates(images, generator)                   # known transformations of each image
+    corpus = jittered_copies(real_embeddings, settings.n_corpus, generator)
+    threshold = threshold_for_precision(scores, is_match, target=0.95)
+
+The package pieces the notebook teaches live in their own modules: `export`
+(ship the encoder), `index` (faiss), `monitoring` (anomalies, drift) and
+`checklist` (the production checklist as code).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .augment import color_jitter, gaussian_blur, gaussian_noise, random_resized_crop
+
+
+@dataclass(frozen=True)
+class ProductionSettings:
+    """Sizes of notebook 12, derived from a profile by `production_settings`.
+
+    v2_epochs: SimCLR epochs of the "new model version" (v2, retrained from another seed)
+        whose arrival section 4 simulates; v1 is notebook 05's model (`course_simclr`).
+    n_real: images embedded by the model for the vector-index benchmark;
+        n_corpus: its size after topping up with jittered copies of those embeddings.
+    n_queries: queries whose recall is measured (searched in one batch);
+        n_single: of those, searched one at a time for the latency.
+    k: neighbours retrieved (recall@k against exact search).
+    hnsw_m, ef_construction, ef_search: HNSW's links per vector, build and search candidates.
+    ivf_nlist, nprobe: IVF's k-means cells and the cells visited per query.
+    compressed: the vector codec of the compressed IVF index ("SQ8": one byte per dimension).
+    train_size: vectors the IVF (and PQ) k-means is trained on.
+    n_catalogue: real images of the catalogue the service searches (sections 4, 5, 8);
+        n_duplicates: of those, how many get a near-duplicate query.
+    target_precision: precision the near-duplicate threshold is calibrated for.
+    normal_classes: classes that count as "normal" for anomaly and drift detection.
+    anomaly_k: neighbours the k-NN anomaly score averages over.
+    n_reference, drift_batch, n_permutations, alpha: the drift monitor's reference size,
+        batch size, test permutations and level.
+    drift_pool: fresh images of normal traffic that batches are drawn from (shifted pools: half as many).
+    n_null_batches: unshifted batches the false-alarm rate is measured on.
+    stream_segment: batches per segment of the simulated stream.
+    """
+
+    v2_epochs: int
+    n_real: int
+    n_corpus: int
+    n_queries: int
+    n_single: int
+    k: int
+    hnsw_m: int
+    ef_construction: int
+    ef_search: tuple[int, ...]
+    ivf_nlist: int
+    nprobe: tuple[int, ...]
+    compressed: str
+    train_size: int
+    n_catalogue: int
+    n_duplicates: int
+    target_precision: float
+    normal_classes: tuple[int, ...]
+    anomaly_k: int
+    n_reference: int
+    drift_batch: int
+    drift_pool: int
+    n_null_batches: int
+    n_permutations: int
+    alpha: float
+    stream_segment: int
+
+    def replace(self, **changes) -> "ProductionSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def production_settings(profile) -> ProductionSettings:
+    """Notebook 12's sizes for a profile.
+
+    quick (CPU, 2 cores): 10,000 real embeddings topped up to a 100,000-vector corpus,
+    one HNSW build (a build is the slowest step: about 10 s on one core), IVF trained
+    on a 10,000-vector sample. full (GPU): 50,000 real embeddings in a 1,000,000-vector
+    corpus, HNSW with M = 32 (faiss-cpu either way: the index runs on the CPU).
+    """
+    quick = profile.backbone == "small_cnn"
+    return ProductionSettings(
+        v2_epochs=profile.sweep_epochs // 2 if quick else profile.sweep_epochs,
+        n_real=10_000 if quick else 50_000,
+        n_corpus=100_000 if quick else 1_000_000,
+        n_queries=profile.n_test,
+        n_single=200 if quick else 1000,
+        k=10,
+        hnsw_m=16 if quick else 32,
+        ef_construction=40,
+        ef_search=(16, 32, 64, 128),
+        ivf_nlist=256 if quick else 4096,
+        nprobe=(1, 2, 4, 8, 16, 32),
+        compressed="SQ8",
+        train_size=10_000 if quick else 200_000,
+        n_catalogue=2000 if quick else 10_000,
+        n_duplicates=500 if quick else 2500,
+        target_precision=0.95,
+        normal_classes=(0, 1, 2, 3, 4, 5, 6),
+        anomaly_k=10,
+        n_reference=300 if quick else 1000,
+        drift_batch=100,
+        drift_pool=1000 if quick else 5000,
+        n_null_batches=100 if quick else 500,
+        n_permutations=99 if quick else 199,
+        alpha=0.05,
+        stream_segment=20 if quick else 50,
+    )
+
+
+def near_duplicates(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A near-duplicate of every image, made by known transformations (the kind a re-upload,
+    a filter or a screenshot applies): a crop of 70-100 % of the area resized back, brightness,
+    contrast and saturation ±20 %, a hue shift up to 0.05 turn, a light blur half the time, and
+    pixel noise. images (N, C, H, W) in [0, 1] → the same shape."""
+    x = random_resized_crop(images, scale=(0.7, 1.0), generator=generator)
+    x = color_jitter(x, 0.2, 0.2, 0.2, 0.05, p=1.0, generator=generator)
+    x = gaussian_blur(x, sigma=(0.1, 1.0), p=0.5, generator=generator)
+    return gaussian_noise(x, std=0.02, generator=generator)
+
+
+def median_nn_distance(z: torch.Tensor, sample: int = 2000) -> float:
+    """Median cosine distance from a row of z (N, D) (the first `sample` rows) to its nearest other row."""
+    z = F.normalize(z.float(), dim=1)
+    sim = z[:sample] @ z.T
+    sim[torch.arange(min(sample, len(z))), torch.arange(min(sample, len(z)))] = -2.0
+    return float((1 - sim.max(1).values).median())
+
+
+def jittered_copies(real: torch.Tensor, n_total: int, generator: torch.Generator | None = None,
+                    distance: float | None = None) -> torch.Tensor:
+    """Top a set of real embeddings (N, D), unit rows, up to n_total unit vectors.
+
+    The first N rows are `real` itself; every further row is a copy of a real row (cycling
+    through them) plus Gaussian noise, renormalised. The noise is scaled so that a copy
+    lies at cosine distance ≈ `distance` from its source: by default the median distance of
+    a real embedding to its nearest real neighbour, so the copies thicken the real
+    clusters instead of filling the sphere evenly (Gaussian filler would not look like
+    embeddings at all). Returns (n_total, D).
+    """
+    if n_total < len(real):
+        raise ValueError(f"n_total ({n_total}) must be at least the number of real rows ({len(real)})")
+    real = F.normalize(real.float(), dim=1)
+    d = median_nn_distance(real) if distance is None else distance
+    n_extra, dim = n_total - len(real), real.shape[1]
+    source = real[torch.arange(n_extra) % len(real)]
+    # noise of length s orthogonal-ish to a unit vector: cosine distance ≈ s² / 2
+    noise = torch.randn(n_extra, dim, generator=generator) * (2 * d) ** 0.5 / dim ** 0.5
+    return torch.cat([real, F.normalize(source + noise, dim=1)])
+
+
+def threshold_for_precision(scores: torch.Tensor, is_match: torch.Tensor, target: float) -> float:
+    """The threshold t whose decisions "score > t" find the most matches at precision ≥ target.
+
+    scores: (P,) similarity of every candidate pair; is_match: (P,) bool, the pair is a true match.
+    Among the cuts that reach the target, the one with the most true matches wins (highest
+    recall); of equally good cuts, the highest (fewest pairs flagged). Tied scores fall on
+    the same side. t sits halfway between the last flagged score and the next lower one
+    (1e-6 below the lowest score when every pair is flagged). Returns +inf when no cut
+    reaches the target (then nothing is flagged).
+    """
+    scores, is_match = scores.flatten().double(), is_match.flatten().bool()
+    if scores.shape != is_match.shape:
+        raise ValueError(f"scores and is_match must have the same length, got {scores.numel()} and {is_match.numel()}")
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    order = scores.argsort(descending=True)
+    s, m = scores[order], is_match[order].double()
+    tp = m.cumsum(0)                                 # matches among the top i+1 pairs
+    precision = tp / torch.arange(1, len(s) + 1, dtype=torch.float64)
+    can_cut = torch.cat([s[1:] < s[:-1], torch.tensor([True])])      # not inside a run of tied scores
+    ok = (precision >= target) & can_cut & (tp > 0)
+    if not ok.any():
+        return float("inf")
+    best = tp[ok].max()
+    i = int(torch.nonzero(ok & (tp == best)).min())
+    below = s[i + 1] if i + 1 < len(s) else s[i] - 2e-6
+    return float((s[i] + below) / 2)
+
+
+__all__ = ["ProductionSettings", "production_settings", "near_duplicates", "median_nn_distance",
+           "jittered_copies", "threshold_for_precision"]

@@ -1,0 +1,127 @@
+"""Verification metrics (FAR, FRR, EER, TAR@FAR) on pairs small enough to count by hand."""
+import pytest
+import torch
+from scipy.interpolate import interp1d
+from scipy.optimize import brentq
+from sklearn.metrics import roc_curve
+
+from contrastive_lab.evaluate import (auc, confusion_counts, equal_error_rate, far_frr, first_per_identity,
+                                      gallery_probe_split,
+                                      pair_scores, tar_at_far, threshold_at_far,
+                                      verification_pairs, verification_report)
+
+# four genuine pairs and six impostor pairs, scores chosen so every rate is a count
+SCORES = torch.tensor([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.4, 0.2, 0.1, 0.0])
+SAME = torch.tensor([True, True, True, True, False, False, False, False, False, False])
+
+
+def test_far_frr_by_counting():
+    # accept score ≥ 0.55: genuine 0.9, 0.8, 0.6 accepted, 0.3 rejected; impostor 0.7 accepted
+    far, frr = far_frr(SCORES, SAME, 0.55)
+    assert far == pytest.approx(1 / 6) and frr == pytest.approx(1 / 4)
+    assert confusion_counts(SCORES, SAME, 0.55) == {"true accepts": 3, "false rejects": 1,
+                                                    "false accepts": 1, "true rejects": 5}
+
+
+def test_threshold_and_tar_at_far_by_counting():
+    # FAR ≤ 0.2 allows one of six impostors (0.7): the lowest such threshold is 0.6, TAR 3/4
+    assert threshold_at_far(SCORES, SAME, 0.2) == pytest.approx(0.6)
+    assert tar_at_far(SCORES, SAME, 0.2) == pytest.approx(0.75)
+    # FAR ≤ 0.1 allows none: threshold 0.8 (above 0.7), TAR 2/4
+    assert threshold_at_far(SCORES, SAME, 0.1) == pytest.approx(0.8)
+    assert tar_at_far(SCORES, SAME, 0.1) == pytest.approx(0.5)
+
+
+def test_eer_by_hand():
+    # walking the threshold down: at 0.6, FAR 1/6 < FRR 1/4; at 0.5, FAR 2/6 > FRR 1/4.
+    # On that ROC step FRR stays 1/4 while FAR goes 1/6 → 2/6: they meet at 1/4.
+    eer, threshold = equal_error_rate(SCORES, SAME)
+    assert eer == pytest.approx(0.25)
+    assert threshold == pytest.approx(0.5)
+
+
+def test_eer_of_perfectly_separated_scores_is_zero():
+    eer, threshold = equal_error_rate(torch.tensor([0.9, 0.8, 0.2, 0.1]), torch.tensor([True, True, False, False]))
+    assert eer == 0.0 and 0.2 < threshold < 0.8 + 1e-6
+
+
+def test_eer_agrees_with_the_roc_curve_recipe():
+    # the usual recipe: the zero of 1 − FAR − TAR along the interpolated ROC (scipy's brentq)
+    g = torch.Generator().manual_seed(0)
+    same = torch.rand(4000, generator=g) < 0.3
+    scores = torch.randn(4000, generator=g) + 1.5 * same
+    fpr, tpr, _ = roc_curve(same.numpy(), scores.numpy())
+    expected = brentq(lambda x: 1.0 - x - interp1d(fpr, tpr)(x), 0.0, 1.0)
+    eer, threshold = equal_error_rate(scores, same)
+    assert eer == pytest.approx(expected, abs=2e-3)
+    far, frr = far_frr(scores, same, threshold)
+    assert abs(far - frr) < 0.01                       # at the returned threshold the rates meet
+
+
+def test_auc_is_the_chance_a_genuine_pair_outscores_an_impostor():
+    # 4 × 6 genuine–impostor comparisons; the genuine 0.3 loses to 0.7, 0.5, 0.4; the genuine 0.6 to 0.7
+    assert auc(SCORES, SAME) == pytest.approx(1 - 4 / 24)
+
+
+def test_report_has_every_number():
+    report = verification_report(SCORES, SAME, fars=(0.2, 0.1))
+    assert set(report) == {"AUC", "EER", "TAR@FAR=0.2", "TAR@FAR=0.1"}
+    assert report["TAR@FAR=0.2"] == pytest.approx(0.75)
+
+
+def test_verification_pairs_counts_every_genuine_pair():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    i, j, same = verification_pairs(labels)
+    assert int(same.sum()) == 3 + 1                    # C(3,2) + C(2,2)
+    assert int((~same).sum()) == 15 - 4               # all C(6,2) pairs minus the genuine ones
+    assert torch.equal(labels[i] == labels[j], same) and bool((i < j).all())
+    i, j, same = verification_pairs(labels, max_impostors=5, generator=torch.Generator().manual_seed(0))
+    assert int(same.sum()) == 4 and int((~same).sum()) == 5
+
+
+def test_pair_scores_are_cosines():
+    emb = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    torch.testing.assert_close(pair_scores(emb, torch.tensor([0, 0]), torch.tensor([1, 2])), torch.tensor([1.0, 0.0]))
+
+
+def test_gallery_probe_split_enrols_the_first_of_each_identity():
+    labels = torch.tensor([7, 7, 3, 7, 3, 3, 3])
+    gallery, probe = gallery_probe_split(labels, 1)
+    assert gallery.tolist() == [0, 2] and probe.tolist() == [1, 3, 4, 5, 6]
+    gallery, probe = gallery_probe_split(labels, 2)
+    assert gallery.tolist() == [0, 1, 2, 4] and probe.tolist() == [3, 5, 6]
+    assert first_per_identity(labels, 3).tolist() == [0, 1, 2, 3, 4, 5]     # identity 7 has only three
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: equal_error_rate(SCORES, SAME[:5]), r"expected same of shape \(10,\)"),
+    (lambda: equal_error_rate(SCORES[:, None], SAME), r"expected scores of shape \(P,\)"),
+    (lambda: equal_error_rate(SCORES[:4], SAME[:4]), "need both genuine"),
+    (lambda: tar_at_far(SCORES, SAME, 0.0), r"far \(false accept rate\) must be in \(0, 1\)"),
+    (lambda: threshold_at_far(SCORES, SAME, 1.5), r"must be in \(0, 1\)"),
+    (lambda: equal_error_rate(torch.tensor([0.1, float("nan")]), torch.tensor([True, False])), "NaN"),
+    (lambda: verification_pairs(torch.tensor([0, 1, 2])), "genuine pairs"),
+    (lambda: gallery_probe_split(torch.tensor([0, 0, 1]), 1), "more than n_gallery=1"),
+])
+def test_bad_input_gives_a_clear_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- notebook 10's settings and embedder
+def test_settings_follow_the_profile_and_the_embedder_runs_at_toy_size():
+    from contrastive_lab.losses import arcface_loss
+    from contrastive_lab.methods.verification import make_embedder, verification_settings
+    from contrastive_lab.profiles import get_profile
+
+    quick, full = verification_settings(get_profile("quick")), verification_settings(get_profile("full"))
+    assert quick.source == "generated" and full.source == "omniglot"
+    assert quick.n_train_ids >= 600 and quick.n_val_ids >= 100 and quick.n_test_ids >= 300
+    assert quick.n_gallery < quick.eval_per_identity            # every test identity has probes
+    for settings in (quick, full):
+        model = make_embedder(settings)
+        z = model(torch.rand(4, 1, settings.image_size, settings.image_size))
+        assert z.shape == (4, settings.embed_dim)
+        centres = torch.nn.Parameter(torch.randn(3, settings.embed_dim))
+        arcface_loss(z, centres, torch.tensor([0, 1, 2, 0]), settings.arcface_margin, settings.arcface_scale).backward()
+        assert centres.grad is not None and torch.isfinite(centres.grad).all()
