@@ -5,6 +5,8 @@
     linear_probe(backbone, train_x, train_y, test_x, test_y)          frozen features + converged logistic regression
     alignment(z1, z2), uniformity(z)                                  Wang & Isola 2020
     raw_pixel_features(x)                                             the baseline that bites
+Ranking metrics on a (Q, D) score matrix and graded relevance (notebooks 09, 11), at the end:
+    ndcg_at_k, mrr_at_k, retrieval_recall_at_k, retrieval_metrics
 """
 from __future__ import annotations
 
@@ -472,3 +474,130 @@ def gallery_probe_split(labels: torch.Tensor, n_gallery: int) -> tuple[torch.Ten
     in_gallery = torch.zeros(len(labels), dtype=torch.bool)
     in_gallery[gallery] = True
     return gallery, (~in_gallery).nonzero().flatten()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking metrics for retrieval (notebooks 09 and 11): a (Q, D) score matrix against a (Q, D)
+# graded relevance matrix. Unlike recall_at_k above, they take scores, not embeddings, so BM25,
+# TF-IDF, a bi-encoder and a hybrid are measured by the same code.
+#
+#     ndcg_at_k(scores, relevance, k=10)               graded: gain = relevance, discount 1/log2(1 + rank)
+#     mrr_at_k(scores, relevance, k=10)                1 / rank of the first relevant document
+#     retrieval_recall_at_k(scores, relevance, k=10)   a relevant document in the top k?
+# ---------------------------------------------------------------------------------------------
+def _ranking_inputs(scores, relevance, k) -> tuple:
+    """Check and convert the inputs shared by the ranking metrics → (scores, relevance) float64 arrays."""
+    import numpy as np
+
+    def as_array(x, name):
+        if isinstance(x, torch.Tensor):
+            x = x.detach().float().cpu().numpy()
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a tensor or array of numbers, got {type(x).__name__}") from None
+        if x.ndim != 2:
+            raise ValueError(f"expected {name} of shape (Q, D): one row per query, one column per "
+                             f"document; got shape {x.shape}")
+        return x
+
+    s, r = as_array(scores, "scores"), as_array(relevance, "relevance")
+    if s.shape != r.shape:
+        raise ValueError(f"scores and relevance must have the same shape (Q, D), got {s.shape} and {r.shape}")
+    if s.shape[0] == 0 or s.shape[1] == 0:
+        raise ValueError(f"need at least one query and one document, got shape {s.shape}")
+    if np.isnan(s).any():
+        raise ValueError(f"scores contain NaN (rows {np.flatnonzero(np.isnan(s).any(1))[:5].tolist()}…); "
+                         "check the model output, or give missing documents -inf instead")
+    if not np.isfinite(r).all() or (r < 0).any():
+        raise ValueError("relevance must be finite and >= 0 (0 = not relevant, larger = more relevant)")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return s, r
+
+
+def _first_relevant_rank(s, r):
+    """Rank (1-based) of each query's best-scored relevant document, PESSIMISTIC about ties:
+    documents with the same score that are not relevant are counted before it. inf when a
+    query has no relevant document."""
+    import numpy as np
+
+    relevant = r > 0
+    best = np.where(relevant, s, -np.inf).max(1, keepdims=True)            # (Q, 1)
+    ahead = (s > best) | ((s == best) & ~relevant)
+    rank = ahead.sum(1) + 1.0
+    return np.where(relevant.any(1), rank, np.inf)
+
+
+def ndcg_at_k(scores, relevance, k: int = 10) -> float:
+    """Normalised discounted cumulative gain at k, averaged over queries.
+
+        DCG@k  = Σ_{rank=1..k} relevance(doc at rank) / log2(1 + rank)        (linear gain)
+        nDCG@k = DCG@k / DCG@k of the ideal order (documents sorted by relevance)
+
+    as scikit-learn's `ndcg_score(relevance, scores, k=k)`. Ties in `scores` are
+    averaged the same way: tied documents share the mean gain of their group,
+    so the order among them does not matter. A query without any relevant
+    document scores 0 (as in scikit-learn).
+
+    Args:
+        scores: (Q, D) tensor or array, higher = ranked first (cosine, BM25, …); no NaN.
+        relevance: (Q, D), graded, >= 0 (0 = not relevant).
+        k: the cut-off, >= 1 (k > D means the whole ranking).
+    Returns the mean over the Q queries, a float in [0, 1].
+    """
+    import numpy as np
+
+    s, r = _ranking_inputs(scores, relevance, k)
+    n_docs = s.shape[1]
+    k = min(int(k), n_docs)
+    discount = np.zeros(n_docs)
+    discount[:k] = 1.0 / np.log2(np.arange(2, k + 2))
+    cumulative = np.concatenate([[0.0], np.cumsum(discount)])             # Σ discount over ranks < i
+    ideal = (np.sort(r, axis=1)[:, ::-1] * discount).sum(1)
+    values = np.zeros(s.shape[0])
+    for i in range(s.shape[0]):
+        if ideal[i] == 0:
+            continue
+        # groups of tied scores, best first; each group spreads its mean gain over its ranks
+        unique, inverse = np.unique(-s[i], return_inverse=True)
+        counts = np.bincount(inverse)
+        gains = np.bincount(inverse, weights=r[i]) / counts
+        ends = np.cumsum(counts)
+        spans = cumulative[ends] - cumulative[ends - counts]
+        values[i] = (gains * spans).sum() / ideal[i]
+    return float(values.mean())
+
+
+def mrr_at_k(scores, relevance, k: int = 10) -> float:
+    """Mean reciprocal rank at k: 1 / rank of each query's first document with relevance > 0,
+    0 when none is in the top k; averaged over queries.
+
+    Ties are broken PESSIMISTICALLY: a relevant document tied with irrelevant
+    ones ranks after them, so a scorer that gives every document the same score
+    earns 0 instead of the luck of the column order. Shapes and errors as `ndcg_at_k`.
+    """
+    import numpy as np
+
+    s, r = _ranking_inputs(scores, relevance, k)
+    rank = _first_relevant_rank(s, r)
+    return float(np.where(rank <= k, 1.0 / rank, 0.0).mean())
+
+
+def retrieval_recall_at_k(scores, relevance, k: int = 10) -> float:
+    """Recall@k on a score matrix: the fraction of queries with at least one document of
+    relevance > 0 among their top k (ties pessimistic, as `mrr_at_k`).
+
+    The same meaning as `recall_at_k` on embeddings and labels (a hit rate); with one
+    relevant document per query it equals the IR recall |relevant ∩ top k| / |relevant|.
+    Shapes and errors as `ndcg_at_k`.
+    """
+    s, r = _ranking_inputs(scores, relevance, k)
+    return float((_first_relevant_rank(s, r) <= k).mean())
+
+
+def retrieval_metrics(scores, relevance, ks=(1, 10), k_rank: int = 10) -> dict[str, float]:
+    """{"nDCG@10": …, "MRR@10": …, "R@1": …, "R@10": …} for one score matrix (one row of a table)."""
+    out = {f"nDCG@{k_rank}": ndcg_at_k(scores, relevance, k_rank), f"MRR@{k_rank}": mrr_at_k(scores, relevance, k_rank)}
+    out.update({f"R@{k}": retrieval_recall_at_k(scores, relevance, k) for k in ks})
+    return out

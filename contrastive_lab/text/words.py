@@ -1,4 +1,4 @@
-"""Text for contrastive models: a word-level tokenizer and a small text encoder.
+"""Words for contrastive models: a word-level tokenizer and a small text encoder.
 
     tok = Tokenizer.from_texts(captions)       # vocabulary built from the training captions
     ids = tok(["a red circle", "a mauve circle"])   # (2, L) int64; "mauve" → <unk>, padding → <pad>
