@@ -1,22 +1,25 @@
 # Contrastive Lab: two commands.
 #   make lab    set up (once) and open the course in JupyterLab
-#   make test   set up (once) and run the unit tests and every notebook under nbval
-# Set-up creates .venv with the package installed editable; it reruns only
-# when pyproject.toml changes.
+#   make test   set up (once) and run the unit tests (the browser test included, where
+#               Chromium is installed) and every notebook under nbval
+# Set-up creates .venv with the package installed editable, every package at the exact
+# version of requirements-lock.txt; it reruns only when pyproject.toml or the lock changes.
+# `make lock` refreshes the lock.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements-lock.txt
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: lab test unit nbval execute student preflight benchmark clean
+.PHONY: lab test unit nbval execute student preflight html lock benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -c $(LOCK) -e ".[test]"
 	touch $(STAMP)
 
 lab: $(STAMP)
@@ -37,16 +40,31 @@ nbval: $(STAMP)
 execute: $(STAMP)
 	CLAB_PROFILE=quick $(BIN)/python -m contrastive_lab.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
 
-# A copy of the course without the cells tagged "solution", in student/.
+# The student copy, in student/: every cell tagged "solution" becomes a placeholder (its
+# check then says "not done yet"), every output is cleared. Hand out that folder.
 student: $(STAMP)
+	rm -rf student
 	$(BIN)/python -m contrastive_lab.notebook_tools strip-solutions --out student $(NOTEBOOKS)
 
+# Can this machine run the course? One line per check; exit status 1 if any says FIX.
 preflight: $(STAMP)
 	$(BIN)/python -m contrastive_lab.preflight
+
+# The course as HTML pages (stored outputs, no kernel needed), in build/html/.
+html: $(STAMP)
+	$(BIN)/jupyter nbconvert --to html --output-dir build/html $(NOTEBOOKS)
+
+# Refresh requirements-lock.txt from pyproject.toml. Keeps every pin that still fits;
+# `make lock UPGRADE=1` moves every package to its newest release. Re-execute the notebooks
+# after a change of versions: stored outputs and tuned margins come from the lock.
+lock: $(STAMP)
+	$(BIN)/python -m pip install pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --extra test --strip-extras \
+	    --no-emit-find-links --no-emit-index-url $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/augment_vs_v2_loop.py
 	$(BIN)/python benchmarks/notebook_seconds.py
 
 clean:
-	rm -rf $(VENV) student
+	rm -rf $(VENV) student build

@@ -6,7 +6,11 @@ Meters (on embeddings z of shape (N, D)):
     std_ratio(z)         embedding_std · √D: ≈ 1 healthy, → 0 collapsed
     singular_values(z)   the spectrum of the normalized embeddings (largest first)
     effective_rank(z)    exp(entropy of the normalized singular values), 1 … D
-                         (Roy & Vetterli 2007; RankMe, Garrido et al. 2023)
+                         (Roy & Vetterli 2007; RankMe, Garrido et al. 2023).
+                         Scale-free: it describes the SHAPE of the spread,
+                         however small. Points collapsed onto one direction
+                         plus tiny noise read a HIGH rank (the noise is
+                         isotropic); read std_ratio first, as `diagnose` does
     uniformity(z)        from contrastive_lab.evaluate (Wang & Isola 2020)
 
 `diagnose(history, embeddings, ...)` reads a training run and names the known
@@ -46,7 +50,11 @@ def effective_rank(z: torch.Tensor, eps: float = 1e-12) -> float:
     """exp(H(p)) with p = σ / Σσ over the singular values of the centred, normalized z (N, D).
 
     D equal singular values give D; data spread over a k-dimensional subspace
-    gives about k; all points equal (complete collapse) gives 0.
+    gives about k; all points exactly equal gives 0. It ignores how LARGE the
+    spread is: one point plus noise of any size (a collapsed embedding that is
+    not perfectly collapsed) reads close to min(N − 1, D), the rank of the noise.
+    So it answers "in how many directions do the points spread?" only once
+    `std_ratio` has said that they spread at all. With N points it is at most N − 1.
     """
     s = singular_values(z)
     total = s.sum()

@@ -317,45 +317,6 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 2
             + covariance_weight * terms["covariance"])
 
 
-# ---------------------------------------------------------------------------------------------
-# Text retrieval (notebook 09)
-# ---------------------------------------------------------------------------------------------
-def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
-                                    hard_negative: torch.Tensor | None = None,
-                                    scale: float = 20.0) -> torch.Tensor:
-    """Sentence-BERT's MultipleNegativesRankingLoss: each query must pick its own document
-    out of every document in the batch (Henderson et al. 2017; Reimers & Gurevych 2019).
-
-    It is InfoNCE over in-batch negatives with scale = 1 / temperature
-    (scale 20 ↔ τ = 0.05): with s(u, v) = scale · cos(u, v),
-        loss_i = −log  exp(s(q_i, d_i)) / Σ_j exp(s(q_i, c_j))
-    where the candidates c are the N documents of the batch, plus the N hard
-    negatives when given (one per query, shared by every query, as
-    sentence-transformers does). Larger batches give more negatives per query.
-
-    Data: (query, positive document) pairs, optionally with one hard negative each
-    (a document that looks relevant but is not, e.g. BM25's top wrong answer).
-
-    Args:
-        query, document: (N, D); row i of document is the answer to query i.
-        hard_negative: None or (N, D).
-        scale: > 0, the logit multiplier.
-    Returns the mean over the N queries; ≈ ln N at random init (ln 2N with hard negatives).
-    The similarities and the log-sum-exp are computed in float32 with autocast off.
-    """
-    check_same_shape(query, document, "query", "document")
-    if hard_negative is not None:
-        check_same_shape(query, hard_negative, "query", "hard_negative")
-    check_positive(scale, "scale")
-    with torch.autocast(device_type=query.device.type, enabled=False):
-        q = F.normalize(query.float(), dim=1)
-        candidates = document if hard_negative is None else torch.cat([document, hard_negative])
-        c = F.normalize(candidates.float(), dim=1)
-        logits = scale * q @ c.T                                # (N, N) or (N, 2N); answers on the diagonal
-        target = torch.arange(q.shape[0], device=q.device)
-        return F.cross_entropy(logits, target)
-
-
 # ====================================================================== ArcFace (notebook 10)
 import math  # noqa: E402  (this section is appended; keeps the module head untouched)
 
@@ -429,3 +390,40 @@ def arcface_loss(embeddings: torch.Tensor, class_weights: torch.Tensor, labels: 
                              cos_y - (1 - math.cos(margin)))
         logits = scale * torch.where(true, target[:, None], cos)
         return F.cross_entropy(logits, labels)
+
+
+# ====================================================================== Text retrieval (notebook 09)
+def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
+                                    hard_negative: torch.Tensor | None = None,
+                                    scale: float = 20.0) -> torch.Tensor:
+    """Sentence-BERT's MultipleNegativesRankingLoss: each query must pick its own document
+    out of every document in the batch (Henderson et al. 2017; Reimers & Gurevych 2019).
+
+    It is InfoNCE over in-batch negatives with scale = 1 / temperature
+    (scale 20 ↔ τ = 0.05): with s(u, v) = scale · cos(u, v),
+        loss_i = −log  exp(s(q_i, d_i)) / Σ_j exp(s(q_i, c_j))
+    where the candidates c are the N documents of the batch, plus the N hard
+    negatives when given (one per query, shared by every query, as
+    sentence-transformers does). Larger batches give more negatives per query.
+
+    Data: (query, positive document) pairs, optionally with one hard negative each
+    (a document that looks relevant but is not, e.g. BM25's top wrong answer).
+
+    Args:
+        query, document: (N, D); row i of document is the answer to query i.
+        hard_negative: None or (N, D).
+        scale: > 0, the logit multiplier.
+    Returns the mean over the N queries; ≈ ln N at random init (ln 2N with hard negatives).
+    The similarities and the log-sum-exp are computed in float32 with autocast off.
+    """
+    check_same_shape(query, document, "query", "document")
+    if hard_negative is not None:
+        check_same_shape(query, hard_negative, "query", "hard_negative")
+    check_positive(scale, "scale")
+    with float32_block(query):
+        q = F.normalize(query.float(), dim=1)
+        candidates = document if hard_negative is None else torch.cat([document, hard_negative])
+        c = F.normalize(candidates.float(), dim=1)
+        logits = scale * q @ c.T                                # (N, N) or (N, 2N); answers on the diagonal
+        target = torch.arange(q.shape[0], device=q.device)
+        return F.cross_entropy(logits, target)

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from contrastive_lab.exercises.nb06 import check_chance_loss, check_moco_logits, check_steps_to_follow
+from contrastive_lab.exercises.nb06 import (check_moco_logits, check_queue_staleness, check_steps_to_follow,
+                                            simulate_own_key_share)
 
 
 def test_check_steps_to_follow():
@@ -26,9 +27,21 @@ def test_check_moco_logits():
         check_moco_logits(lambda q, k, queue, t: F.normalize(q, dim=1) @ F.normalize(queue, dim=1).T / t)
 
 
-def test_check_chance_loss():
-    check_chance_loss(lambda method, n, k: math.log(2 * n - 1 if method == "simclr" else k + 1))
-    with pytest.raises(AssertionError, match="2N − 1"):
-        check_chance_loss(lambda method, n, k: math.log(n if method == "simclr" else k + 1))
-    with pytest.raises(AssertionError, match="queue_size negatives"):
-        check_chance_loss(lambda method, n, k: math.log(2 * n - 1 if method == "simclr" else k))
+def right_staleness(n, b, k):
+    batches, steps = k // b, n // b
+    return batches, batches * (batches + 1) / (2 * steps ** 2)
+
+
+def test_check_queue_staleness():
+    check_queue_staleness(right_staleness)
+    with pytest.raises(AssertionError, match="once per epoch"):
+        check_queue_staleness(lambda n, b, k: (k // b, k / n))            # images in the queue, not repeats
+    with pytest.raises(AssertionError, match="the age"):
+        check_queue_staleness(lambda n, b, k: (k, right_staleness(n, b, k)[1]))   # keys, not steps
+    with pytest.raises(AssertionError, match="two numbers"):
+        check_queue_staleness(lambda n, b, k: k / n)
+
+
+def test_the_simulation_agrees_with_the_count():
+    # 5,000 images, batch 32, 1,024 keys: L = 32 queued batches, S = 156 steps: 32·33 / (2·156²)
+    assert simulate_own_key_share(5000, 32, 1024) == pytest.approx(32 * 33 / (2 * 156 ** 2), rel=0.1)

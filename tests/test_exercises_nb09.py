@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from contrastive_lab.exercises.nb09 import check_bm25_b, check_loss_with_hard_negatives, check_ndcg_one_query
+from contrastive_lab.exercises.nb09 import check_bm25_k1, check_loss_with_hard_negatives, check_ndcg_one_query
 
 
 def test_check_loss_with_hard_negatives():
@@ -13,19 +13,22 @@ def test_check_loss_with_hard_negatives():
         check_loss_with_hard_negatives(math.log(64), batch_size=64)
     with pytest.raises(AssertionError, match="EVERY hard negative"):
         check_loss_with_hard_negatives(math.log(65), batch_size=64)
-    with pytest.raises(AssertionError, match="Set `answer`"):
-        check_loss_with_hard_negatives(None)
 
 
-def test_check_bm25_b():
-    measured = {0.0: 0.50, 0.25: 0.55, 0.5: 0.58, 0.75: 0.57, 1.0: 0.52}
-    check_bm25_b(0.5, measured)
+def test_an_unanswered_exercise_1_is_reported_kindly(capsys):
+    check_loss_with_hard_negatives(None)
+    assert "not done yet: check_loss_with_hard_negatives is waiting for answer" in capsys.readouterr().out
+
+
+def test_check_bm25_k1():
+    measured = {0.5: 0.50, 0.9: 0.55, 1.2: 0.58, 1.5: 0.57, 2.0: 0.52}
+    check_bm25_k1(1.2, measured)
     with pytest.raises(AssertionError, match="choose the best on validation"):
-        check_bm25_b(0.75, measured)
-    with pytest.raises(AssertionError, match="for every b"):
-        check_bm25_b(0.5, {0.5: 0.58})
+        check_bm25_k1(1.5, measured)
+    with pytest.raises(AssertionError, match="for every k1"):
+        check_bm25_k1(1.2, {1.2: 0.58})
     with pytest.raises(AssertionError, match=r"\[0, 1\]"):
-        check_bm25_b(0.5, {b: 3.0 for b in measured})
+        check_bm25_k1(1.2, {k: 3.0 for k in measured})
 
 
 def right_ndcg(scores, relevance, k):

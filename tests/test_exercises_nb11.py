@@ -28,7 +28,7 @@ def test_ndcg_by_hand_matches_the_package_and_is_accepted(capsys):
     (3 / math.log2(3) + 0.5, "DCG@3 itself"),
     ((1 / math.log2(3) + 0.5) / (1 + 1 / math.log2(3) + 0.5), "counted every relevant document as 1"),
     ((3 / 2 + 1 / 3) / (3 + 2 / 2 + 1 / 3), "not 1 / rank"),
-    (None, "set `ndcg3` to a number"),
+    ("0.5", "set `ndcg3` to a number"),
     (0.9, "is not nDCG@3"),
 ])
 def test_ndcg_by_hand_explains_a_wrong_answer(answer, hint):
@@ -95,3 +95,9 @@ def test_knn_choice_explains_a_wrong_answer():
     worst = min(grid, key=grid.get)
     with pytest.raises(AssertionError, match="on validation"):
         check_knn_choice(worst, 0.5, *args)
+
+
+def test_open_exercises_say_not_done_yet(capsys):
+    check_ndcg_at_3(...)
+    check_stopping(..., ..., _history(), metric="val R@1", patience=3)
+    assert capsys.readouterr().out.count("○ not done yet") == 2

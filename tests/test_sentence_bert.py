@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from contrastive_lab import validate
 from contrastive_lab.losses import info_nce, multiple_negatives_ranking_loss
@@ -68,10 +67,16 @@ def test_mine_hard_negatives_takes_the_best_wrong_document():
                            [3.0, 8.0, 9.0]])
     assert mine_hard_negatives(scores).tolist() == [2, 2, 1]
     exclude = torch.tensor([[False, False, True], [False, False, False], [False, False, False]])
-    assert mine_hard_negatives(scores, exclude).tolist() == [1, 2, 1]     # a known false negative skipped
+    assert mine_hard_negatives(scores, exclude=exclude).tolist() == [1, 2, 1]     # a known false negative skipped
 
 
-def test_mine_hard_negatives_needs_a_square_matrix():
+def test_mine_hard_negatives_with_more_queries_than_documents():
+    # queries 2 and 3 are second phrasings of documents 0 and 1
+    scores = torch.tensor([[9.0, 5.0], [1.0, 9.0], [9.0, 8.0], [3.0, 2.0]])
+    assert mine_hard_negatives(scores, answers=torch.tensor([0, 1, 0, 1])).tolist() == [1, 0, 1, 0]
+
+
+def test_mine_hard_negatives_needs_answers_for_a_rectangle():
     with pytest.raises(ValueError, match="square"):
         mine_hard_negatives(torch.zeros(3, 4))
 
@@ -89,7 +94,7 @@ def test_length_batches_give_each_batch_its_longest_text():
 
 def test_settings_come_from_the_profile():
     quick, full = sentence_settings(get_profile("quick")), sentence_settings(get_profile("full"))
-    assert quick.layers <= 2 and quick.doc_len <= 64
+    assert quick.layers <= 2 and quick.doc_len <= 64 and quick.doc_words < quick.doc_len
     assert full.layers > quick.layers and full.doc_len > quick.doc_len
     assert quick.replace(epochs=1).epochs == 1
 

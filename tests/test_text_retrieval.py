@@ -71,13 +71,22 @@ def test_relevance_matrix_grades_own_document_2_and_same_operation_1():
 
 
 def test_split_by_module_never_cuts_a_module_group():
-    entries = [entry(f"lib{i % 3}.mod{i % 40}.f{i}") for i in range(400)]     # 40 groups of 10
+    entries = [entry(f"lib.mod{i % 40}.f{i}") for i in range(400)]     # 40 groups of 10
     splits = split_by_module(DocCorpus(entries), {"val": 0.15, "test": 0.2}, seed=3)
     assert sum(len(s) for s in splits.values()) == 400
     groups = {name: {e.group for e in s} for name, s in splits.items()}
     assert not groups["train"] & groups["test"] and not groups["train"] & groups["val"]
     assert not groups["val"] & groups["test"]
     assert 0.1 * 400 <= len(splits["test"]) <= 0.22 * 400
+
+
+def test_split_by_library_gives_every_library_its_share_of_test():
+    # "big" is one module of 300 entries (it can only go to train); "small" is 30 modules of 10
+    entries = [entry(f"big.f{i}") for i in range(300)] + [entry(f"small.m{i % 30}.f{i}") for i in range(300)]
+    pooled = split_by_module(DocCorpus(entries), {"val": 0.15, "test": 0.2}, seed=0, by_library=False)
+    per_library = split_by_module(DocCorpus(entries), {"val": 0.15, "test": 0.2}, seed=0)
+    assert pooled["train"].libraries.count("small") < 0.5 * 300             # pooled: small is mostly held out
+    assert per_library["train"].libraries.count("small") >= 0.55 * 300      # its own deal keeps ~65 % in train
 
 
 def test_split_by_module_rejects_a_train_fraction():

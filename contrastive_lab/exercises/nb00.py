@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
 def _raw_knn(n_clutter: int, gray: bool, k: int = 20) -> float:
@@ -21,6 +21,7 @@ def _raw_knn(n_clutter: int, gray: bool, k: int = 20) -> float:
     return knn_accuracy(features(tr_x), tr_y, features(te_x), te_y, k)
 
 
+@self_check
 def check_nuisance(acc_no_clutter, acc_no_clutter_gray, verdict) -> None:
     """Exercise 1: raw-pixel 20-NN accuracy on cluttered digits made with n_clutter=0 (5,000 train,
     1,000 test, seed 0), the same on their gray versions (x.mean(1, keepdim=True)), and a
@@ -41,6 +42,7 @@ def check_nuisance(acc_no_clutter, acc_no_clutter_gray, verdict) -> None:
            "the nuisance that beats raw pixels here — which is why the course's positive pairs jitter colour")
 
 
+@self_check
 def check_majority_baseline(accuracy, train_y: torch.Tensor, test_y: torch.Tensor) -> None:
     """`accuracy`: test accuracy of always predicting the most frequent TRAINING label."""
     assert accuracy is not None, "set majority_accuracy to a number"

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import passed
+from . import passed, self_check
 
 
 def _call(fn, *args):
@@ -19,6 +19,7 @@ def _call(fn, *args):
     return fn(*args)
 
 
+@self_check
 def check_normalize(fn) -> None:
     """`fn(x)`: x (N, D) → x with every row scaled to length 1 (without F.normalize)."""
     g = torch.Generator().manual_seed(1)
@@ -37,6 +38,7 @@ def check_normalize(fn) -> None:
     passed("every row has length 1 and points the same way as before")
 
 
+@self_check
 def check_cos_from_distance(fn) -> None:
     """`fn(d)`: Euclidean distance d between two unit vectors → their cosine."""
     cases = [(0.0, 1.0), (math.sqrt(2), 0.0), (2.0, -1.0), (1.0, 0.5)]
@@ -49,6 +51,7 @@ def check_cos_from_distance(fn) -> None:
     passed("cos = 1 − d²/2: on the unit sphere, distance and cosine carry the same information")
 
 
+@self_check
 def check_two_point_uniformity(value) -> None:
     """`value`: uniformity (t = 2) of 50 unit vectors, 25 at a point u and 25 at its opposite −u,
     worked out by hand (then confirmed with the package)."""

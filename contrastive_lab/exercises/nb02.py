@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 # Exercise 1: anchor at 0°, positive at 60°, negative at 45° on the unit circle,
 # cosine distance d = 1 − cos(angle), margin 0.2.
@@ -14,6 +14,7 @@ _EX1_D_AN = 1 - math.cos(math.radians(45))
 _EX1_MARGIN = 0.2
 
 
+@self_check
 def check_triplet_loss_by_hand(loss: float) -> None:
     """The learner's number for max(0, d(a,p) − d(a,n) + margin) on the exercise's three points."""
     expected = max(0.0, _EX1_D_AP - _EX1_D_AN + _EX1_MARGIN)
@@ -47,6 +48,7 @@ _EX2_CASES = [  # (d_ap, d_an, margin, answer)
 ]
 
 
+@self_check
 def check_classify_triplet(classify) -> None:
     """classify(d_ap, d_an, margin) -> "easy" | "semi-hard" | "hard", tested on a table of cases."""
     if not callable(classify):
@@ -61,6 +63,7 @@ def check_classify_triplet(classify) -> None:
     passed(f"all {len(_EX2_CASES)} triplets classified, ties and the margin's edge included")
 
 
+@self_check
 def check_batch_hard(mine) -> None:
     """mine(d, labels) -> (a, p, n): batch-hard triplets from a distance matrix d (N, N), labels (N,)."""
     from ..losses import pairwise_distance

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
 def _number(value, name: str) -> float:
@@ -16,6 +16,7 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
+@self_check
 def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
     """Exercise 1: nt_xent_unmasked(z1, z2, temperature) = NT-Xent WITHOUT masking each view's
     similarity with itself (the classic bug); caught_at_init: True/False — does the loss at
@@ -54,6 +55,7 @@ def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
            "that will not go below a round number is a clue worth checking")
 
 
+@self_check
 def check_info_nce_explicit(fn) -> None:
     """Exercise 2: fn(query (N, D), positive_key (N, D), negative_keys (M, D), temperature) → scalar,
     InfoNCE with explicit negatives (MoCo's form), written as a cross-entropy."""
@@ -78,6 +80,7 @@ def check_info_nce_explicit(fn) -> None:
     passed("InfoNCE with a queue of negatives is a (1 + M)-way cross-entropy with target 0")
 
 
+@self_check
 def check_nt_xent_without_false_negatives(fn) -> None:
     """Exercise 3: fn(z1 (N, D), z2 (N, D), labels (N,), temperature) → scalar: NT-Xent in which
     every view of ANOTHER image with the same label is removed from the candidates (a known

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
 def _reference_false_negative_fraction(labels: torch.Tensor) -> float:
@@ -12,6 +12,7 @@ def _reference_false_negative_fraction(labels: torch.Tensor) -> float:
     return (same.sum().item() - n) / (n * (n - 1))
 
 
+@self_check
 def check_false_negative_fraction(false_negative_fraction) -> None:
     """Exercise 1: false_negative_fraction(labels (N,)) → the fraction of ordered pairs
     (i, j), i ≠ j, in a batch whose labels agree — negatives that are really positives."""
@@ -28,6 +29,7 @@ def check_false_negative_fraction(false_negative_fraction) -> None:
            "negatives shares the anchor's class.")
 
 
+@self_check
 def check_expected_homophily(expected_homophily, measured: float) -> None:
     """Exercise 2: expected_homophily(p_same, n_classes) → the fraction of links that join two
     items of the same class, for the generator of the notebook: with probability p_same a link
@@ -58,6 +60,7 @@ _SAFE_FOR_DIGITS = {
 }
 
 
+@self_check
 def check_safe_augmentations(answer: dict) -> None:
     """Exercise 3: answer maps each augmentation name to True (keeps a digit's label) or False."""
     missing = set(_SAFE_FOR_DIGITS) - set(answer)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import passed
+from . import passed, self_check
 
 
+@self_check
 def check_keep_features(fn) -> None:
     """Exercise 1: fn(model, x) → the features a trained SimCLR model is used with.
 
@@ -58,6 +59,7 @@ def check_keep_features(fn) -> None:
                          "use the encoder in eval mode and normalize each row")
 
 
+@self_check
 def check_balanced_subset(fn) -> None:
     """Exercise 2: fn(labels (N,), per_class, generator) → indices (per_class · C,) with exactly
     `per_class` distinct examples of every class, drawn at random with the generator."""
@@ -89,6 +91,7 @@ def check_balanced_subset(fn) -> None:
     passed("the same number of labelled examples for every class, drawn at random")
 
 
+@self_check
 def check_balanced_probe(accuracy, balanced_subset, features, labels, test_features, test_labels) -> None:
     """Exercise 3: accuracy = the linear probe's test accuracy on the SimCLR encoder features of a
     balanced subset of 5 labelled images per class, drawn with

@@ -1,87 +1,84 @@
 """Self-checks for notebook 07 (temperature and collapse)."""
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
-from ..diagnose import effective_rank
-from ..losses import vicreg_terms
-from . import passed
+from ..losses import vicreg_loss
+from . import passed, self_check
 
+FAILURES = ("complete collapse", "dimensional collapse", "not learned", "healthy")
 
-def _cases() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(7)
-    basis = torch.linalg.qr(torch.randn(16, 16, generator=g))[0]
-    return {
-        "isotropic": torch.randn(200, 16, generator=g),
-        "rank 3": torch.randn(200, 3, generator=g) @ basis[:3],
-        "one dominant direction": torch.randn(200, 16, generator=g) * torch.tensor([10.0] + [0.5] * 15),
-        "a cloud away from the origin": 0.3 * torch.randn(200, 16, generator=g) + 2.0,
-        "collapsed": torch.ones(50, 16),
-    }
-
-
-def check_effective_rank(my_effective_rank) -> None:
-    """`my_effective_rank(z)`: exp of the entropy of p = σ / Σσ, the singular values of the
-    L2-normalized, centred rows of z (N, D); 0 when every point is the same."""
-    if not callable(my_effective_rank):
-        raise AssertionError("pass the function itself: check_effective_rank(my_effective_rank)")
-    cases = _cases()
-    for name, z in cases.items():
-        want = effective_rank(z)
-        got = float(my_effective_rank(z))
-        if abs(got - want) > 1e-3 * max(1.0, want):
-            hint = ("normalize the rows (F.normalize(z, dim=1)) and subtract the mean row before "
-                    "torch.linalg.svdvals" if name != "collapsed" else
-                    "when every point is the same, the normalized, centred matrix is (nearly) zero: "
-                    "return 0 when its singular values sum to almost nothing")
-            raise AssertionError(f"on the {name!r} case ({tuple(z.shape)}) you gave {got:.3f}, expected "
-                                 f"{want:.3f}. p = σ / σ.sum(), entropy H = −Σ p log p, rank = exp(H); {hint}")
-    passed(f"isotropic 16-D data uses {effective_rank(cases['isotropic']):.1f} of 16 dimensions, rank-3 data "
-           f"{effective_rank(cases['rank 3']):.1f}, a collapsed set 0")
+# (std ratio, effective rank, D, k-NN, best baseline k-NN) → the reading, and why
+_CASES = [
+    ((0.035, 41.6, 64, 0.101, 0.26), "complete collapse",
+     "the std ratio 0.035 says every point sits in one spot; the effective rank 41.6 only describes the "
+     "shape of the tiny noise left around it (the meter is scale-free). Check the std ratio FIRST"),
+    ((0.90, 30.0, 64, 0.50, 0.26), "healthy",
+     "spread (std ratio 0.9), 30 of 64 directions used, and k-NN 0.50 is 24 points over the best baseline"),
+    ((0.98, 6.5, 64, 0.17, 0.26), "dimensional collapse",
+     "the std ratio is fine but only 6.5 of 64 directions are used (below 15 % of D): that is the more "
+     "specific diagnosis, and the reason for the poor k-NN. Check the rank before the k-NN"),
+    ((0.84, 18.9, 64, 0.12, 0.26), "not learned",
+     "neither kind of collapse (std ratio 0.84, rank 18.9 ≥ 0.15 · 64), but k-NN 0.12 is below the best "
+     "baseline: not collapsed is not the same as learned"),
+    ((0.05, 2.0, 64, 0.11, 0.26), "complete collapse",
+     "the std ratio is below 0.1: complete collapse, whatever the rank says"),
+    ((0.80, 12.0, 64, 0.45, 0.26), "healthy",
+     "rank 12 is above 0.15 · 64 = 9.6, the spread is fine and k-NN clears the bar"),
+]
 
 
-def check_variance_term(variance_term) -> None:
-    """`variance_term(z, gamma)`: VICReg's hinge on the per-dimension std of z (N, D),
-    mean over dimensions of max(0, gamma − sqrt(var + 1e-4)), for ONE branch."""
-    if not callable(variance_term):
-        raise AssertionError("pass the function itself: check_variance_term(variance_term)")
-    g = torch.Generator().manual_seed(70)
-    for scale in (0.01, 0.5, 3.0):
-        z = scale * torch.randn(64, 8, generator=g)
-        for gamma in (1.0, 2.0):
-            want = vicreg_terms(z, z.clone(), gamma=gamma)["variance"].item() / 2   # the sum of both branches
-            got = float(variance_term(z, gamma))
-            if abs(got - want) > 1e-4:
-                spread = float(torch.sqrt(z.var(0) + 1e-4).mean())
-                raise AssertionError(
-                    f"for z with per-dimension std ≈ {spread:.2f} and gamma = {gamma} you gave {got:.4f}, "
-                    f"expected {want:.4f}: take the std of each column (z.var(0), plus 1e-4 inside the "
-                    f"square root), then the mean over columns of F.relu(gamma − std)")
-    passed("the hinge is gamma where every dimension has collapsed and 0 once each std reaches gamma: "
-           "it only pushes apart, never pulls together")
-
-
-def check_effective_negatives(effective_negatives) -> None:
-    """`effective_negatives(similarities, temperature)`: for cosine similarities (M,) of one
-    anchor to its M negatives, exp(entropy) of softmax(similarities / temperature)."""
-    if not callable(effective_negatives):
-        raise AssertionError("pass the function itself: check_effective_negatives(effective_negatives)")
-    g = torch.Generator().manual_seed(77)
-    sims = torch.rand(254, generator=g) * 1.2 - 0.4
-    for t in (0.02, 0.1, 0.5, 5.0):
-        p = F.softmax(sims / t, dim=0)
-        want = math.exp(-(p * p.clamp_min(1e-30).log()).sum().item())
-        got = float(effective_negatives(sims, t))
-        if abs(got - want) > 1e-3 * want:
+@self_check
+def check_which_failure(which_failure) -> None:
+    """`which_failure(std_ratio, effective_rank, dim, knn, best_baseline)` → one of FAILURES."""
+    if not callable(which_failure):
+        raise AssertionError("pass the function itself: check_which_failure(which_failure)")
+    for args, want, why in _CASES:
+        got = which_failure(*args)
+        if got not in FAILURES:
+            raise AssertionError(f"return one of {FAILURES}, got {got!r}")
+        if got != want:
+            std, rank, dim, knn, base = args
             raise AssertionError(
-                f"at temperature {t} you gave {got:.2f}, expected {want:.2f}: p = softmax(similarities / τ), "
-                f"then exp(−Σ p log p). A uniform p over M negatives gives M; all weight on one gives 1")
-    equal = float(effective_negatives(torch.zeros(10), 0.1))
-    if abs(equal - 10) > 1e-3:
-        raise AssertionError(f"ten equally similar negatives should count as 10, you gave {equal:.3f}")
-    few, many = float(effective_negatives(sims, 0.05)), float(effective_negatives(sims, 1.0))
-    passed(f"of 254 negatives with similarities spread over [−0.4, 0.8], τ = 0.05 lets about {few:.0f} carry "
-           f"the loss and τ = 1 about {many:.0f}: a low temperature focuses the push on the hardest negatives")
+                f"std ratio {std}, effective rank {rank} of {dim}, k-NN {knn} (best baseline {base}): "
+                f"you said {got!r}, it is {want!r} — {why}")
+    passed("std ratio first (is there any spread?), then the rank (in how many directions?), then the "
+           "k-NN against the baselines (did it learn?): each meter answers its own question")
+
+
+@self_check
+def check_collapsed_vicreg_loss(collapsed_vicreg_loss) -> None:
+    """`collapsed_vicreg_loss(invariance_weight, variance_weight, covariance_weight, gamma, eps)`:
+    VICReg's loss when every projection of both views is the same vector."""
+    if not callable(collapsed_vicreg_loss):
+        raise AssertionError("pass the function itself: check_collapsed_vicreg_loss(collapsed_vicreg_loss)")
+    c = torch.randn(1, 8, generator=torch.Generator().manual_seed(7)).repeat(16, 1)   # 16 equal rows
+    for weights in ((25.0, 25.0, 1.0), (1.0, 10.0, 5.0)):
+        for gamma, eps in ((1.0, 1e-4), (2.0, 1e-2)):
+            want = vicreg_loss(c, c.clone(), *weights, gamma=gamma, eps=eps).item()
+            got = float(collapsed_vicreg_loss(*weights, gamma, eps))
+            if abs(got - want) > 1e-4 * max(1.0, abs(want)):
+                raise AssertionError(
+                    f"with weights {weights}, gamma {gamma}, eps {eps}: you gave {got:.4f}, the loss is "
+                    f"{want:.4f}. Term by term: the two views are equal (invariance 0); every dimension has "
+                    f"variance 0, so its std is sqrt(0 + eps) and the hinge max(0, gamma − std) is paid in "
+                    f"every dimension, in BOTH branches; a constant has no covariance (0)")
+    passed(f"a collapsed embedding costs VICReg 2 · 25 · (1 − 0.01) = {2 * 25 * 0.99:.1f}: the variance hinge "
+           "alone makes collapse expensive, and it is the only term that does")
+
+
+@self_check
+def check_max_effective_rank(max_effective_rank) -> None:
+    """`max_effective_rank(n, d)`: the largest effective rank n embeddings of dimension d can have."""
+    if not callable(max_effective_rank):
+        raise AssertionError("pass the function itself: check_max_effective_rank(max_effective_rank)")
+    for n, d in ((8, 64), (32, 64), (1000, 64), (64, 64), (65, 64), (1, 16), (2, 16)):
+        want = min(n - 1, d)
+        got = max_effective_rank(n, d)
+        if got != want:
+            hint = ("centring subtracts the mean row: n points minus their mean add up to zero, so they span "
+                    "at most n − 1 directions" if got == min(n, d) else
+                    "the rank is limited both by the dimension d and by the number of points (after centring)")
+            raise AssertionError(f"max_effective_rank({n}, {d}) = {got}, expected {want}: {hint}")
+    passed("a batch of 32 can never show an effective rank above 31: measure the meters on a few hundred "
+           "held-out images, not on a training batch")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
+@self_check
 def check_prompts(prompts_for, tokenizer, colour: str = "green", shape: str = "triangle",
                   n_expected: int | None = None) -> None:
     """Exercise 2: a prompt-ensemble builder that speaks the training captions' language."""
@@ -38,6 +39,7 @@ def check_prompts(prompts_for, tokenizer, colour: str = "green", shape: str = "t
     passed(f"{len(set(prompts))} prompts for a {colour} {shape}, every word known to the tokenizer")
 
 
+@self_check
 def check_top_captions(top_captions, image_emb: torch.Tensor, text_emb: torch.Tensor,
                        images=(0, 1, 2), ks=(1, 5)) -> None:
     """Exercise 3: image → text retrieval returns the indices of the k most similar captions."""
@@ -59,6 +61,7 @@ def check_top_captions(top_captions, image_emb: torch.Tensor, text_emb: torch.Te
     passed("image → text retrieval: the captions most similar to the image, best first")
 
 
+@self_check
 def check_prompt_decision(use_mine, mine_val: float, chosen_val: float, chosen_name: str) -> None:
     """Exercise 1, second part: use_mine = True if your prompt set should replace the chosen one.
     The decision is made on VALIDATION accuracy (mine_val against chosen_val), never on the test set."""

@@ -6,13 +6,12 @@ import math
 import torch
 
 from ..evaluate import ndcg_at_k
-from . import passed
+from . import passed, self_check
 
 
+@self_check
 def check_loss_with_hard_negatives(answer, batch_size: int = 64) -> None:
     """Exercise 1: MNRL with one hard negative per query, when every similarity is equal."""
-    if answer is None:
-        raise AssertionError("Set `answer` to a number: the loss when all similarities are equal.")
     value = float(answer)
     expected = math.log(2 * batch_size)
     if abs(value - expected) > 1e-3:
@@ -31,26 +30,33 @@ def check_loss_with_hard_negatives(answer, batch_size: int = 64) -> None:
            "a uniform guess among them; the scale does not matter")
 
 
-def check_bm25_b(best_b, val_ndcg: dict, bs=(0.0, 0.25, 0.5, 0.75, 1.0)) -> None:
-    """Exercise 2: BM25's length normalisation b, chosen on VALIDATION by nDCG@10.
-
-    val_ndcg: {b: validation nDCG@10} as the learner measured it (it must cover `bs`).
-    """
-    if not isinstance(val_ndcg, dict) or not all(any(abs(b - k) < 1e-9 for k in val_ndcg) for b in bs):
-        raise AssertionError(f"val_ndcg must be a dict {{b: nDCG@10 on validation}} for every b in {list(bs)}")
-    if best_b is None:
-        raise AssertionError("Set best_b to the value of b you choose.")
-    values = {float(b): float(v) for b, v in val_ndcg.items()}
+def _check_choice_on_validation(parameter: str, best, val_ndcg: dict, grid) -> None:
+    """A BM25 parameter chosen on VALIDATION by nDCG@10: val_ndcg {value: nDCG@10} covers `grid`."""
+    if not isinstance(val_ndcg, dict) or not all(any(abs(v - k) < 1e-9 for k in val_ndcg) for v in grid):
+        raise AssertionError(f"val_ndcg must be a dict {{{parameter}: nDCG@10 on validation}} for every "
+                             f"{parameter} in {list(grid)}")
+    if best is None:
+        raise AssertionError(f"Set best_{parameter} to the value of {parameter} you choose.")
+    values = {float(k): float(v) for k, v in val_ndcg.items()}
     if not all(0.0 <= v <= 1.0 for v in values.values()):
         raise AssertionError("nDCG@10 lies in [0, 1]; did you store something else (a score matrix, a rank)?")
     winner = max(values, key=values.get)
-    if abs(float(best_b) - winner) > 1e-9:
-        raise AssertionError(f"b = {best_b} scored {values.get(float(best_b), float('nan')):.3f} on validation, "
-                             f"but b = {winner} scored {values[winner]:.3f}: choose the best on validation "
+    if abs(float(best) - winner) > 1e-9:
+        raise AssertionError(f"{parameter} = {best} scored {values.get(float(best), float('nan')):.3f} on validation, "
+                             f"but {parameter} = {winner} scored {values[winner]:.3f}: choose the best on validation "
                              "(and only then look at test)")
     spread = max(values.values()) - min(values.values())
-    passed(f"b = {winner} is best on validation (nDCG@10 {values[winner]:.3f}); across b the score moved "
-           f"{spread:.3f}")
+    passed(f"{parameter} = {winner} is best on validation (nDCG@10 {values[winner]:.3f}); across {parameter} "
+           f"the score moved {spread:.3f}")
+
+
+@self_check
+def check_bm25_k1(best_k1, val_ndcg: dict, k1s=(0.5, 0.9, 1.2, 1.5, 2.0)) -> None:
+    """Exercise 2: BM25's term-frequency saturation k1, chosen on VALIDATION by nDCG@10.
+
+    val_ndcg: {k1: validation nDCG@10} as the learner measured it (it must cover `k1s`).
+    """
+    _check_choice_on_validation("k1", best_k1, val_ndcg, k1s)
 
 
 def _cases():
@@ -65,6 +71,7 @@ def _cases():
     return cases
 
 
+@self_check
 def check_ndcg_one_query(my_ndcg) -> None:
     """Exercise 3: nDCG@k for ONE query with distinct scores: my_ndcg(scores (D,), relevance (D,), k) → float."""
     if not callable(my_ndcg):

@@ -5,9 +5,10 @@ import math
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
+@self_check
 def check_arcface_by_hand(true_logit: float, loss: float, largest_angle_deg: float) -> None:
     """Exercise 1: a sample with cos θ = 0.6 to its own centre and cosine 0.7 to the only
     other centre; ArcFace with m = 0.5, s = 30.
@@ -49,6 +50,7 @@ def check_arcface_by_hand(true_logit: float, loss: float, largest_angle_deg: flo
            "softmax would already call it right — the margin.")
 
 
+@self_check
 def check_threshold_for_far(threshold_for_far) -> None:
     """Exercise 2: threshold_for_far(impostor_scores (P,), far) → the lowest threshold t such
     that at most a fraction `far` of the impostor scores are ≥ t (pairs with score ≥ t are accepted)."""
@@ -77,6 +79,7 @@ def check_threshold_for_far(threshold_for_far) -> None:
            "FAR ≤ target accepts the most genuine pairs.")
 
 
+@self_check
 def check_gallery_recalls(recalls: dict, emb: torch.Tensor, labels: torch.Tensor, gallery: torch.Tensor,
                           probe: torch.Tensor) -> None:
     """Exercise 3: recalls = {n: Recall@1 of the probes of the first n identities against a

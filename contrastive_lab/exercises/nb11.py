@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from . import passed
+from . import passed, self_check
 
 # Exercise 1's ranking: the relevance grades (0-3) of the documents in the order a system ranked them,
 # and the grades of every document in the collection for that query.
@@ -15,9 +15,10 @@ def _dcg(gains, k):
     return sum(g / math.log2(rank + 1) for rank, g in enumerate(gains[:k], start=1))
 
 
+@self_check
 def check_ndcg_at_3(answer) -> None:
     """Exercise 1: nDCG@3 by hand for RANKED_RELEVANCE (linear gain, discount 1 / log2(1 + rank))."""
-    if answer is None or isinstance(answer, bool) or not isinstance(answer, (int, float)):
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
         raise AssertionError("set `ndcg3` to a number (your nDCG@3), e.g. ndcg3 = 0.42")
     ideal = sorted(COLLECTION_RELEVANCE, reverse=True)
     right = _dcg(RANKED_RELEVANCE, 3) / _dcg(ideal, 3)
@@ -65,6 +66,7 @@ def early_stopping(values: list[tuple[int, float]], patience: int) -> tuple[int,
     return values[-1][0], best_epoch
 
 
+@self_check
 def check_stopping(stopped_at, kept_epoch, history, metric: str = "val R@10", patience: int = 5) -> None:
     """Exercise 2: early stopping with `patience` on history.metrics[metric], read from the curves."""
     values = history.metrics[metric]
@@ -98,6 +100,7 @@ def _knn_grid(train_f, train_y, eval_f, eval_y, ks, votes) -> dict[tuple, float]
             for t in votes for k in ks if k <= len(train_f)}
 
 
+@self_check
 def check_knn_choice(choice, test_accuracy, train_f, train_y, val_f, val_y, test_f, test_y,
                      ks=(1, 5, 10, 20, 50), votes=KNN_VOTES) -> None:
     """Exercise 3: (k, temperature) of a k-NN classifier chosen on validation, the test set scored once.

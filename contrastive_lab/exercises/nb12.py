@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
 def _reference_pick(rows, min_recall):
@@ -13,6 +13,7 @@ def _reference_pick(rows, min_recall):
     return min(ok, key=lambda r: r["latency_ms"]) if ok else None
 
 
+@self_check
 def check_pick_setting(fn, rows: list[dict]) -> None:
     """Exercise 1: fn(rows, min_recall) → the row (a dict of the sweep table) with the lowest
     single-query latency among the rows whose recall is at least min_recall; None if no row
@@ -54,6 +55,7 @@ def _flagged(scores, threshold):
     return scores > threshold
 
 
+@self_check
 def check_threshold(fn) -> None:
     """Exercise 2: fn(scores (P,), is_match (P,) bool, target) → threshold t such that the pairs with
     score > t have precision ≥ target and, among such thresholds, find the most matches
@@ -97,6 +99,7 @@ def check_threshold(fn) -> None:
     passed("the deepest cut that keeps the precision: most matches found at that precision")
 
 
+@self_check
 def check_alarm_budget(alpha: float, n_permutations: int, batches_per_week: int) -> None:
     """Exercise 3: the per-batch level alpha that gives at most one false alarm a week on average
     (as large as that allows, so real drift is still caught), and the permutations the test

@@ -5,13 +5,14 @@ import math
 
 import torch
 
-from . import passed
+from . import passed, self_check
 
 
 def _own(n: int, rank: int) -> torch.Tensor:
     return torch.arange(n) + n * rank
 
 
+@self_check
 def check_twin_columns(fn) -> None:
     """Exercise 1: fn(n, rank, world_size) → (2n,) long tensor: for each of this process's 2n
     views (its z1 rows, then its z2 rows), the column of its twin among the gathered keys
@@ -61,6 +62,7 @@ _WHY = {
 }
 
 
+@self_check
 def check_negatives_plan(negatives: dict, enough) -> None:
     """Exercise 2: negatives = {plan: negatives per query} for the plans in PLANS (SimCLR's
     NT-Xent in a, b, c; MoCo's InfoNCE in d); enough = the plans with at least 1,000."""
@@ -85,6 +87,7 @@ def check_negatives_plan(negatives: dict, enough) -> None:
            "per-process losses stay at 254")
 
 
+@self_check
 def check_simulated_ranks(fn, z1: torch.Tensor | None = None, z2: torch.Tensor | None = None) -> None:
     """Exercise 3: fn(z1, z2) → the list of W = 4 per-process losses (NT-Xent, τ = 0.2) for a
     batch z1, z2 (4n, D) split over 4 processes in rank order, each scoring its own 2n views

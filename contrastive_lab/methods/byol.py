@@ -2,10 +2,14 @@
 
 Both predict one view's projection from the other's, with `negative_cosine`.
 Nothing in that loss forbids mapping every image to one point; what prevents
-it is asymmetry:
-- SimSiam: a predictor on one side and a stop-gradient on the other;
-- BYOL: a predictor, and a target network that is an EMA of the online one.
-Switch `stop_gradient=False` (SimSiam) to watch the collapse.
+it is asymmetry between the two branches:
+- SimSiam: a predictor on the online branch, and a stop-gradient on the
+  target branch (the other view's projection is a constant: `.detach()`);
+- BYOL: the same predictor and stop-gradient, and in addition a target network
+  that is an exponential moving average (EMA) of the online one instead of
+  the online network itself. SimSiam is BYOL without the EMA (momentum 0).
+`simsiam_loss(model, stop_gradient=False)` removes SimSiam's stop-gradient, to
+watch the collapse.
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class SimSiam(nn.Module):
 
 
 class BYOL(SimSiam):
-    """SimSiam's online network and predictor, plus an EMA target network."""
+    """SimSiam's online network and predictor, plus a target network: an EMA of the online
+    one (`ema_update` after every step), which takes no gradient."""
 
     def __init__(self, encoder: nn.Module, proj_dim: int = 64, pred_hidden: int = 32,
                  momentum: float = 0.99):

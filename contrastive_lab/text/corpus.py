@@ -306,7 +306,7 @@ def build_docstring_corpus(libraries: dict[str, tuple[str, ...]] | None = None,
 
 
 def split_by_module(corpus: DocCorpus, fractions: dict[str, float] | None = None,
-                    seed: int = 0) -> dict[str, DocCorpus]:
+                    seed: int = 0, by_library: bool = True) -> dict[str, DocCorpus]:
     """Split by module group, never by row: {"train": …, "val": …, **other splits}.
 
     Args:
@@ -314,10 +314,16 @@ def split_by_module(corpus: DocCorpus, fractions: dict[str, float] | None = None
         fractions: share of ENTRIES wanted in each held-out split (default
             {"val": 0.15, "test": 0.2}); "train" gets the rest.
         seed: the order in which groups are dealt out.
+        by_library: deal each library's groups separately (a group belongs to the
+            library most of its entries come from), so every library keeps about its
+            share in every split. Without it, libraries made of many small modules
+            (scikit-learn) land almost entirely in the held-out splits, and training
+            never sees their style.
     Groups (DocEntry.group) are shuffled with `seed`; each goes to the first
     held-out split it still fits in (up to 110 % of its share), else to train.
-    A group larger than a quarter of a split's share never goes to that split,
-    so no held-out split is one big module (numpy's or torch's top level).
+    A group larger than a quarter of a split's share (of its library, with
+    by_library) never goes to that split, so no held-out split is one big module
+    (numpy's or torch's top level).
     A group is never cut in two, and the held-out shares come out close to the
     fractions asked for.
     """
@@ -327,18 +333,24 @@ def split_by_module(corpus: DocCorpus, fractions: dict[str, float] | None = None
     if any(f <= 0 for f in fractions.values()) or sum(fractions.values()) >= 1:
         raise ValueError(f"fractions must be > 0 and sum to < 1, got {fractions}")
     sizes = Counter(e.group for e in corpus)
-    groups = sorted(sizes)
-    random.Random(seed).shuffle(groups)
-    target = {name: f * len(corpus) for name, f in fractions.items()}
-    filled = dict.fromkeys(fractions, 0)
+    libraries_of = {}
+    for e in corpus:
+        libraries_of.setdefault(e.group, Counter())[e.library] += 1
+    owner = {g: (min(c, key=lambda lib: (-c[lib], lib)) if by_library else "") for g, c in libraries_of.items()}
     where = {}
-    for g in groups:
-        where[g] = "train"
-        for name in fractions:
-            if sizes[g] <= target[name] / 4 and filled[name] + sizes[g] <= 1.1 * target[name]:
-                where[g] = name
-                filled[name] += sizes[g]
-                break
+    for library in sorted(set(owner.values())):
+        groups = sorted(g for g in sizes if owner[g] == library)
+        random.Random(seed).shuffle(groups)
+        n = sum(sizes[g] for g in groups)
+        target = {name: f * n for name, f in fractions.items()}
+        filled = dict.fromkeys(fractions, 0)
+        for g in groups:
+            where[g] = "train"
+            for name in fractions:
+                if sizes[g] <= target[name] / 4 and filled[name] + sizes[g] <= 1.1 * target[name]:
+                    where[g] = name
+                    filled[name] += sizes[g]
+                    break
     out = {"train": corpus.where(lambda e: where[e.group] == "train")}
     for name in fractions:
         out[name] = corpus.where(lambda e, name=name: where[e.group] == name)
