@@ -321,7 +321,9 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
     elif device.type == "mps":
         name = "mps: Apple GPU"
     else:
-        name = f"cpu: {torch.get_num_threads()} threads, no GPU found (the quick profile is made for this)"
+        threads = torch.get_num_threads()
+        name = (f"cpu: {threads} thread{'s' if threads != 1 else ''}, no GPU found "
+                "(the quick profile is made for this)")
     checks.append(Check("device", True, name))
     profile = get_profile()
     checks.append(Check("profile", True, f"{profile.name} ({profile.backbone} on {profile.dataset})"))
