@@ -26,6 +26,7 @@ from collections.abc import Iterable
 import torch
 
 from .identifiers import identifier_words
+from .words import pad_rows
 
 # deterministic, and polite on a shared 2-core machine; set it before the library starts its threads
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -103,13 +104,7 @@ class SubwordTokenizer:
             texts = [texts]
         if max_len is not None and max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {max_len}")
-        rows = [e.ids or [self.unk_id] for e in self._encode_all(texts)]
-        if max_len is not None:
-            rows = [r[:max_len] for r in rows]
-        out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r)
-        return out
+        return pad_rows([e.ids or [self.unk_id] for e in self._encode_all(texts)], max_len, self.pad_id)
 
     def __len__(self) -> int:
         return self.vocab_size

@@ -27,6 +27,17 @@ PAD, UNK = "<pad>", "<unk>"
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+def pad_rows(rows: list[list[int]], max_len: int | None = None, pad_id: int = 0) -> torch.Tensor:
+    """Token-id lists → (B, L) int64, each cut to `max_len` (if given) and padded with `pad_id`
+    on the right; L is the longest row after the cut. Shared by every tokenizer of the package."""
+    if max_len is not None:
+        rows = [r[:max_len] for r in rows]
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out
+
+
 def split_words(text: str) -> list[str]:
     """Lower-case `text` and return its words: "A red-circle!" → ["a", "red", "circle"]."""
     return _WORD.findall(text.lower())
@@ -78,14 +89,7 @@ class Tokenizer:
         becomes a single <unk>, so every row has at least one real token."""
         if isinstance(texts, str):
             texts = [texts]
-        rows = [self.encode(t) or [self.unk_id] for t in texts]
-        if max_len is not None:
-            rows = [r[:max_len] for r in rows]
-        length = max(len(r) for r in rows)
-        out = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r)
-        return out
+        return pad_rows([self.encode(t) or [self.unk_id] for t in texts], max_len, self.pad_id)
 
     def __len__(self) -> int:
         return self.vocab_size
