@@ -8,7 +8,8 @@ import torch
 from contrastive_lab.text import TextEncoder, Tokenizer  # the old names stay importable
 from contrastive_lab.text.biencoder import BiEncoder, encode_texts
 from contrastive_lab.text.corpus import (DocCorpus, DocEntry, build_docstring_corpus, relevance_matrix,
-                                         same_operation, split_by_module, split_docstring, truncate_words)
+                                         drop_examples, same_operation, sort_string_sets, split_by_module,
+                                         split_docstring, truncate_words)
 from contrastive_lab.text.hybrid import mix_scores, ranks, reciprocal_rank_fusion, standardize_rows
 from contrastive_lab.text.identifiers import identifier_parts, identifier_words
 from contrastive_lab.text.lexical import BM25Index, bm25_scores, tfidf_scores
@@ -51,6 +52,38 @@ def test_split_docstring_drops_the_signature_and_removes_the_summary():
     assert query == "Add arguments element-wise."
     assert document.startswith("Both must broadcast. Parameters x1, x2 : array_like")
     assert "Add arguments" not in document and "----" not in document
+
+
+def test_doctest_examples_and_their_heading_are_cut_off():
+    doc = NUMPY_LIKE + "\n\nExamples\n--------\n>>> rng.random(2)\narray([0.37, 0.95])  # may vary"
+    assert drop_examples(doc) == NUMPY_LIKE
+    assert drop_examples("Sum.\n\nExample::\n\n    >>> torch.sum(x)") == "Sum."
+    assert drop_examples(NUMPY_LIKE) == NUMPY_LIKE                       # nothing to cut
+    assert "may vary" not in split_docstring(doc)[1]
+
+
+def test_sets_printed_into_docstrings_are_sorted():
+    # a docstring built at import time from a set lists it in a per-process order
+    assert sort_string_sets("Use of {'weights', 'normalize'} by position") == "Use of {'normalize', 'weights'} by position"
+    assert sort_string_sets("a dict {'a': 1} and {'x'} stay") == "a dict {'a': 1} and {'x'} stay"
+
+
+def test_the_corpus_is_the_same_in_a_jupyter_kernel(monkeypatch):
+    # a kernel puts IPython's display among the builtins: it is not the standard library's
+    import builtins
+
+    def display(*objects):
+        """Display objects in all frontends. Each object is shown the rich way (IPython)."""
+    display.__module__ = "IPython.core.display_functions"
+    before = build_docstring_corpus({"stdlib": ("builtins",)}, min_document_words=1, min_query_words=1)
+    monkeypatch.setattr(builtins, "display", display, raising=False)
+
+    def kernel_input(prompt=""):
+        """Forward raw_input to frontends. Raises StdinNotImplementedError if the frontend says so."""
+    kernel_input.__module__ = "ipykernel.kernelbase"
+    monkeypatch.setattr(builtins, "input", kernel_input)
+    after = build_docstring_corpus({"stdlib": ("builtins",)}, min_document_words=1, min_query_words=1)
+    assert before.fingerprint() == after.fingerprint()
 
 
 def entry(name, query="q one two three", document="d"):

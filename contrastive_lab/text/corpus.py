@@ -11,11 +11,14 @@ entry (the CodeSearchNet framing, on documentation):
     document  the rest of the docstring, with the summary removed, so that the task
               is finding the explanation of a one-line request, not string matching.
 A docstring that starts with a call signature (NumPy ufuncs, torch's C functions:
-"add(input, other, *, alpha=1) -> Tensor") has that paragraph stripped first.
+"add(input, other, *, alpha=1) -> Tensor") has that paragraph stripped first, and
+the doctest examples (">>>" and what follows) are cut off.
 Entries whose summary has < 4 or > 40 words or whose document has < 20 words
 are skipped, and so is a second object with a document already seen (re-exports).
 
-The corpus is deterministic given the installed versions, which it records.
+The corpus is deterministic given the installed versions, which it records: the
+same in a script and in a Jupyter kernel, and in every process (sets printed
+into docstrings are sorted).
 Splits are made by MODULE, never by row: every entry of one module lands in the
 same split, and modules that mirror each other (numpy.linalg, scipy.linalg,
 torch.linalg; numpy.ma and numpy) move together, so a test query never has its
@@ -29,6 +32,7 @@ import inspect
 import platform
 import random
 import re
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -103,6 +107,10 @@ MIRRORS = {
     "scipy.signal.windows": "windows", "torch.signal.windows": "windows",
 }
 
+# names a Jupyter kernel replaces with its own function (ipykernel's `input` forwards to the
+# browser): skipped everywhere, so that a script and a notebook read the same corpus
+KERNEL_SHADOWED = frozenset({"builtins.input"})
+
 MIN_QUERY_WORDS = 4
 MAX_QUERY_WORDS = 40          # a longer "first sentence" is not a summary (no full stop found)
 MIN_DOCUMENT_WORDS = 20
@@ -111,6 +119,9 @@ _SIGNATURE = re.compile(r"^[A-Za-z_][\w.]*\(.*\)(\s*->.*)?$", re.DOTALL)
 _UNDERLINE = re.compile(r"^\s*[-=~^*]{3,}\s*$", re.MULTILINE)
 _ROLE = re.compile(r":(?:math|attr|meth|func|class|ref|data|obj|mod|exc|py:\w+):")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)`'\]])\.\s+(?=[A-Z`(])")
+_DOCTEST = re.compile(r"^\s*>>>", re.MULTILINE)
+_EXAMPLES_HEADING = re.compile(r"(?:^|\n)[ \t]*Examples?[ \t]*:*[ \t]*(?:\n[ \t]*[-=~^]{3,}[ \t]*)?\s*$")
+_STRING_SET = re.compile(r"\{'[^'{}]*'(?:, '[^'{}]*')+\}")
 
 
 @dataclass(frozen=True)
@@ -222,10 +233,26 @@ def clean_markup(text: str) -> str:
     return " ".join(text.split())
 
 
+def drop_examples(doc: str) -> str:
+    """A docstring without its doctest examples: cut at the first ">>>" line, with the
+    "Examples" heading above it. Their printed outputs can differ between runs
+    (random samples, "# may vary"), and they are code, not prose."""
+    found = _DOCTEST.search(doc)
+    return doc if found is None else _EXAMPLES_HEADING.sub("", doc[:found.start()]).rstrip()
+
+
+def sort_string_sets(text: str) -> str:
+    """Print every set of quoted strings sorted: "{'b', 'a'}" → "{'a', 'b'}". A docstring
+    built with a set at import time lists it in an order that changes with the process
+    (string hashing is salted per process); sorted, the corpus is the same in every run."""
+    return _STRING_SET.sub(lambda m: "{" + ", ".join(sorted(m.group(0)[1:-1].split(", "))) + "}", text)
+
+
 def split_docstring(doc: str) -> tuple[str, str]:
     """(query, document) of one raw docstring: the first sentence of the first paragraph,
-    and everything after it. A leading call-signature paragraph is dropped first."""
-    doc = inspect.cleandoc(doc)
+    and everything after it. A leading call-signature paragraph is dropped first, and so
+    are the doctest examples (`drop_examples`)."""
+    doc = sort_string_sets(drop_examples(inspect.cleandoc(doc)))
     paragraphs = [p for p in re.split(r"\n\s*\n", doc) if p.strip()]
     if paragraphs and _SIGNATURE.match(" ".join(paragraphs[0].split())):
         paragraphs = paragraphs[1:]
@@ -250,13 +277,14 @@ def _is_documented_object(obj) -> bool:
 
 
 def _belongs_to(obj, library: str) -> bool:
-    """False for an object another library defines (scipy re-exporting a numpy function)."""
+    """False for an object another library defines (scipy re-exporting a numpy function;
+    IPython's `display`, which a Jupyter kernel puts among the builtins)."""
     home = getattr(obj, "__module__", None)
     if not isinstance(home, str):
         return True
     top = home.split(".", 1)[0]
     if library == "stdlib":
-        return top not in ("numpy", "scipy", "sklearn", "torch")
+        return top in sys.stdlib_module_names or top.lstrip("_") in sys.stdlib_module_names
     return top == library
 
 
@@ -285,6 +313,8 @@ def build_docstring_corpus(libraries: dict[str, tuple[str, ...]] | None = None,
                     skipped.append(module_name)
                     continue
                 for name in _public_names(module):
+                    if f"{module_name}.{name}" in KERNEL_SHADOWED:
+                        continue
                     try:
                         obj = getattr(module, name)
                     except Exception:
