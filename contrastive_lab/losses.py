@@ -395,7 +395,7 @@ def arcface_loss(embeddings: torch.Tensor, class_weights: torch.Tensor, labels: 
 # ====================================================================== Text retrieval (notebook 09)
 def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
                                     hard_negative: torch.Tensor | None = None,
-                                    scale: float = 20.0) -> torch.Tensor:
+                                    scale: float = 20.0, symmetric: bool = False) -> torch.Tensor:
     """Sentence-BERT's MultipleNegativesRankingLoss: each query must pick its own document
     out of every document in the batch (Henderson et al. 2017; Reimers & Gurevych 2019).
 
@@ -409,11 +409,18 @@ def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
     Data: (query, positive document) pairs, optionally with one hard negative each
     (a document that looks relevant but is not, e.g. BM25's top wrong answer).
 
+    symmetric=True adds the other direction, as sentence-transformers'
+    MultipleNegativesSymmetricRankingLoss: each document must also pick its own
+    query among the N queries of the batch, and the two losses are averaged
+    (hard negatives, being documents, only take part in the query → document half).
+
     Args:
         query, document: (N, D); row i of document is the answer to query i.
         hard_negative: None or (N, D).
         scale: > 0, the logit multiplier.
-    Returns the mean over the N queries; ≈ ln N at random init (ln 2N with hard negatives).
+        symmetric: also score document → query (see above).
+    Returns the mean over the N queries; ≈ ln N at random init (ln 2N with hard negatives;
+    symmetric: the mean of ln 2N and ln N).
     The similarities and the log-sum-exp are computed in float32 with autocast off.
     """
     check_same_shape(query, document, "query", "document")
@@ -426,4 +433,8 @@ def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
         c = F.normalize(candidates.float(), dim=1)
         logits = scale * q @ c.T                                # (N, N) or (N, 2N); answers on the diagonal
         target = torch.arange(q.shape[0], device=q.device)
-        return F.cross_entropy(logits, target)
+        forward = F.cross_entropy(logits, target)
+        if not symmetric:
+            return forward
+        backward = F.cross_entropy(logits[:, :q.shape[0]].T, target)    # document j picks among the N queries
+        return (forward + backward) / 2

@@ -41,16 +41,40 @@ def test_mnrl_at_equal_similarities_is_log_of_the_candidates():
     assert multiple_negatives_ranking_loss(same, same, same).item() == pytest.approx(math.log(12))
 
 
+def test_symmetric_mnrl_averages_both_directions():
+    gen = torch.Generator().manual_seed(0)
+    q, d = torch.randn(8, 16, generator=gen), torch.randn(8, 16, generator=gen)
+    logits = 20.0 * torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
+    target = torch.arange(8)
+    by_hand = (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
+    torch.testing.assert_close(multiple_negatives_ranking_loss(q, d, symmetric=True), by_hand)
+
+
+def test_symmetric_mnrl_with_a_hard_negative_by_hand():
+    # as above: query 0's candidates (d0, d1, h0, h1) have cos 1, 0, 0, 1; document 0's (q0, q1): 1, 0
+    q = torch.tensor([unit(0), unit(90)])
+    d = torch.tensor([unit(0), unit(90)])
+    h = torch.tensor([unit(90), unit(0)])
+    forward = -math.log(math.e / (2 * math.e + 2))
+    backward = -math.log(math.e / (math.e + 1))            # hard negatives are documents: not in this half
+    loss = multiple_negatives_ranking_loss(q, d, h, scale=1.0, symmetric=True)
+    assert loss.item() == pytest.approx((forward + backward) / 2)
+    same = torch.ones(6, 4)
+    assert multiple_negatives_ranking_loss(same, same, same, symmetric=True).item() == pytest.approx(
+        (math.log(12) + math.log(6)) / 2)
+
+
 def test_mnrl_stays_float32_under_bf16_autocast():
     # aligned pairs (the case where a bf16 similarity matrix shows its error)
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(64, 32, generator=gen)
     d = q + 0.3 * torch.randn(64, 32, generator=gen)
-    exact = multiple_negatives_ranking_loss(q, d)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        under = multiple_negatives_ranking_loss(q, d)
-    assert under.dtype == torch.float32
-    assert under.item() == pytest.approx(exact.item(), rel=1e-5)
+    for symmetric in (False, True):
+        exact = multiple_negatives_ranking_loss(q, d, symmetric=symmetric)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            under = multiple_negatives_ranking_loss(q, d, symmetric=symmetric)
+        assert under.dtype == torch.float32
+        assert under.item() == pytest.approx(exact.item(), rel=1e-5)
 
 
 def test_mnrl_bad_input():
@@ -151,7 +175,7 @@ def test_the_step_reads_no_tensor_on_the_host():
 
     queries, documents, tok, settings, model = tiny_setup()
     step = mnrl_step(model, tok(queries, max_len=12), tok(documents, max_len=16), 20.0,
-                     hard_negatives=torch.tensor([1, 2, 3, 4, 5, 6, 7, 0]))
+                     hard_negatives=torch.tensor([1, 2, 3, 4, 5, 6, 7, 0]), symmetric=True)
     batch = next(length_batches(tok.lengths(queries, 12), tok.lengths(documents, 16), 8,
                                 hard_negatives=[1, 2, 3, 4, 5, 6, 7, 0]))
     with validate.value_checks(False), CountSyncs():

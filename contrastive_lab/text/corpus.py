@@ -97,7 +97,29 @@ LIBRARY_MODULES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-LIBRARIES = tuple(LIBRARY_MODULES)
+# More text for TRAINING only: libraries every install of the course carries too
+# (torch depends on sympy and networkx; matplotlib draws the course's plots). Their
+# entries never enter validation or test (`build_training_extra`).
+EXTRA_TRAINING_MODULES: dict[str, tuple[str, ...]] = {
+    "networkx": ("networkx", "networkx.algorithms", "networkx.algorithms.approximation",
+                 "networkx.algorithms.bipartite", "networkx.algorithms.centrality",
+                 "networkx.algorithms.community", "networkx.algorithms.components",
+                 "networkx.algorithms.connectivity", "networkx.algorithms.flow",
+                 "networkx.algorithms.shortest_paths", "networkx.algorithms.traversal",
+                 "networkx.algorithms.tree", "networkx.algorithms.isomorphism", "networkx.generators",
+                 "networkx.linalg", "networkx.drawing", "networkx.readwrite", "networkx.classes"),
+    "sympy": ("sympy", "sympy.simplify", "sympy.solvers", "sympy.matrices", "sympy.functions",
+              "sympy.polys", "sympy.integrals", "sympy.series", "sympy.core", "sympy.sets", "sympy.logic",
+              "sympy.ntheory", "sympy.combinatorics", "sympy.geometry", "sympy.stats", "sympy.tensor",
+              "sympy.printing", "sympy.calculus", "sympy.discrete"),
+    "matplotlib": tuple(f"matplotlib.{m}" for m in (
+        "pyplot", "axes", "figure", "colors", "cm", "patches", "lines", "text", "transforms", "ticker",
+        "dates", "path", "image", "collections", "artist", "axis", "scale", "legend", "gridspec",
+        "widgets", "animation", "tri", "mlab", "cbook", "backend_bases", "colorbar", "contour",
+        "quiver", "table", "font_manager", "markers", "style", "spines", "offsetbox")),
+}
+
+LIBRARIES = tuple(LIBRARY_MODULES) + tuple(EXTRA_TRAINING_MODULES)
 
 # modules that mirror another one go to the same split as it (see split_by_module)
 MIRRORS = {
@@ -333,6 +355,13 @@ def build_docstring_corpus(libraries: dict[str, tuple[str, ...]] | None = None,
                     seen_documents.add(document)
                     entries.append(DocEntry(f"{module_name}.{name}", library, module_name, query, document))
     return DocCorpus(entries, library_versions(libraries), skipped)
+
+
+def build_training_extra() -> DocCorpus:
+    """The training-only corpus: the docstrings of EXTRA_TRAINING_MODULES (networkx, sympy,
+    matplotlib), built like the main one. Add its pairs to training, never to evaluation:
+    more (query, document) pairs from other libraries, in the same documentation style."""
+    return build_docstring_corpus(EXTRA_TRAINING_MODULES)
 
 
 def split_by_module(corpus: DocCorpus, fractions: dict[str, float] | None = None,
