@@ -306,7 +306,7 @@ def _belongs_to(obj, library: str) -> bool:
         return True
     top = home.split(".", 1)[0]
     if library == "stdlib":
-        return top in sys.stdlib_module_names or top.lstrip("_") in sys.stdlib_module_names
+        return top in sys.stdlib_module_names          # private ones too: "_io", "posix"
     return top == library
 
 
