@@ -2,7 +2,7 @@
 
     >>> from contrastive_lab.device import get_device, seed_everything
     >>> device = get_device()        # cuda, else mps, else cpu (or $CLAB_DEVICE)
-    >>> seed_everything(0)           # CPU runs then repeat exactly
+    >>> seed_everything(0)           # CPU runs then repeat exactly (CLAB_SEED=1 shifts every seed by 1)
     >>> with count_host_syncs() as syncs:   # how often the host waited for the device
     ...     train_simclr(model, x, profile)
     >>> syncs.total
@@ -20,6 +20,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 ENV_VAR = "CLAB_DEVICE"
+SEED_ENV_VAR = "CLAB_SEED"
 
 
 def get_device(name: str | None = None) -> torch.device:
@@ -65,12 +66,31 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+def seed_offset() -> int:
+    """The whole number in $CLAB_SEED (0 when unset): added to every seed the course sets.
+
+    A notebook seeds its runs with `seed_everything(0)` and `make_generator(0)`; run it
+    with CLAB_SEED=1 (or `make execute SEED=1`) and every one of those seeds moves by 1,
+    so the same notebook shows how much its numbers move from one seed to the next.
+    Generated datasets keep their own seeds: the data stays the same.
+    """
+    text = os.environ.get(SEED_ENV_VAR, "").strip()
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV_VAR} must be a whole number (the seed offset), got {text!r}") from None
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); return a seeded CPU generator.
+    """Seed Python, NumPy and torch (CPU and CUDA) with `seed + seed_offset()`; return a
+    CPU generator seeded the same way.
 
     On CPU this makes a notebook repeat exactly. On a GPU, some kernels stay
     non-deterministic; results then agree only up to small differences.
     """
+    seed = seed + seed_offset()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -80,8 +100,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch.Generator seeded with `seed` that lives on `device`."""
-    return torch.Generator(device=device).manual_seed(seed)
+    """A torch.Generator seeded with `seed + seed_offset()` that lives on `device`."""
+    return torch.Generator(device=device).manual_seed(seed + seed_offset())
 
 
 # Operators that make the host wait for the device: reading a value (`.item()`,

@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from .atomic import save_atomically, write_atomically
 from .data.cache import data_dir
+from .device import seed_offset
 from .train import History
 
 PACKAGE = Path(__file__).resolve().parent
@@ -60,8 +61,10 @@ def _jsonable(value):
 
 
 def cache_key(name: str, settings: dict) -> str:
-    """The key of a run: its name, its settings and the code version, hashed."""
-    text = json.dumps({"name": name, "settings": _jsonable(settings), "code": code_version()}, sort_keys=True)
+    """The key of a run: its name, its settings, the seed offset ($CLAB_SEED) and the code
+    version, hashed."""
+    text = json.dumps({"name": name, "settings": _jsonable(settings), "code": code_version(),
+                       "seed_offset": seed_offset()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -40,6 +40,16 @@ def test_other_settings_are_trained_anew(tmp_path):
     assert cache_key("toy", {"lr": 0.1}) != cache_key("toy", {"lr": 0.2})
 
 
+def test_a_run_under_another_seed_is_trained_anew(tmp_path, monkeypatch):
+    calls = []
+    build, train = make_run(calls)
+    monkeypatch.delenv("CLAB_SEED", raising=False)
+    train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path)
+    monkeypatch.setenv("CLAB_SEED", "1")
+    train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path)
+    assert calls == [1, 1]
+
+
 def test_a_corrupt_file_is_retrained_not_loaded(tmp_path, capsys):
     calls = []
     build, train = make_run(calls)

@@ -76,3 +76,19 @@ def test_seeding_repeats_exactly():
     seed_everything(5)
     b = torch.randn(3), SmallCNN()(torch.rand(1, 3, 32, 32))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_clab_seed_shifts_every_course_seed(monkeypatch):
+    from contrastive_lab.device import make_generator, seed_offset
+    monkeypatch.delenv("CLAB_SEED", raising=False)
+    assert seed_offset() == 0
+    base = torch.randn(3, generator=seed_everything(0)), torch.rand(3, generator=make_generator(4))
+    monkeypatch.setenv("CLAB_SEED", "2")
+    assert seed_offset() == 2
+    shifted = torch.randn(3, generator=seed_everything(0)), torch.rand(3, generator=make_generator(4))
+    assert torch.equal(shifted[0], torch.randn(3, generator=torch.Generator().manual_seed(2)))
+    assert torch.equal(shifted[1], torch.rand(3, generator=torch.Generator().manual_seed(6)))
+    assert not torch.equal(base[0], shifted[0]) and not torch.equal(base[1], shifted[1])
+    monkeypatch.setenv("CLAB_SEED", "one")
+    with pytest.raises(ValueError, match="CLAB_SEED must be a whole number"):
+        seed_everything(0)
