@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..evaluate import knn_monitor
 from ..losses import DEFAULT_TEMPERATURE
-from ..model_cache import train_or_load
+from ..model_cache import data_fingerprint, train_or_load
 from ..models import make_encoder
 from ..train import History
 from .simclr import SimCLR, train_simclr
@@ -26,8 +26,11 @@ SEED = 0
 
 
 def _data_settings(data) -> dict:
+    """The data a model is trained and monitored on, by name, sizes and content: the same
+    counts drawn with another seed, or another copy of a dataset, give another key."""
     return {"dataset": data.name, "n_train": len(data.train_x), "n_val": len(data.val_x),
-            "n_test": len(data.test_x)}
+            "n_test": len(data.test_x),
+            "fingerprint": data_fingerprint(data.train_x, data.train_y, data.val_x, data.val_y)}
 
 
 def course_simclr(profile, data, device=None, *, temperature: float = DEFAULT_TEMPERATURE,
