@@ -286,3 +286,17 @@ def test_temporary_download_folders_of_killed_runs_are_removed_at_the_next_start
     load_real_dataset("mnist", root=tmp_path, fetch=write_fake_mnist)
     assert not made["dead writer"].exists() and not made["old, no pid"].exists()
     assert made["live writer"].exists() and made["recent, no pid"].exists()
+
+
+def test_zero_images_asked_for_is_an_error_not_the_default():
+    with pytest.raises(ValueError, match="n_train must be at least 1"):
+        load_image_dataset("cluttered_digits", n_train=0, n_test=4)
+    with pytest.raises(ValueError, match="n_test must be at least 1"):
+        load_image_dataset("cifar10", n_train=4, n_test=0, download=False)
+
+
+def test_a_data_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "data").write_text("oops")
+    monkeypatch.setenv("CLAB_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(ValueError, match="the data folder .*data is a file; set CLAB_DATA_DIR to a folder"):
+        data.data_dir()

@@ -41,7 +41,7 @@ def course_simclr(profile, data, device=None, *, temperature: float = DEFAULT_TE
     (`history.metrics["knn"]`; the test split is left for the final tables).
     Returns (model, history); model.encoder is the backbone to keep.
     """
-    epochs = epochs or profile.epochs
+    epochs = profile.epochs if epochs is None else epochs
     settings = {"profile": profile, "data": _data_settings(data), "temperature": temperature,
                 "epochs": epochs, "augment": profile.augment, "seed": SEED}
 
@@ -62,7 +62,7 @@ def course_supervised(profile, data, device=None, *, epochs: int | None = None) 
     """Notebook 05's supervised baseline: the same encoder + a linear layer, cross-entropy on all
     training labels, the profile's augmentation. Returns (classifier, history); classifier[0]
     is the encoder."""
-    epochs = epochs or profile.epochs // 2
+    epochs = profile.epochs // 2 if epochs is None else epochs
     n_classes = len(data.classes)
     settings = {"profile": profile, "data": _data_settings(data), "epochs": epochs,
                 "augment": profile.augment, "seed": SEED}
