@@ -414,12 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(args, world)
-    except (WorldError, ValueError) as exc:
+    except (WorldError, ValueError, FloatingPointError) as exc:
         prefix = f"[rank {world.rank}] " if world.world_size > 1 else ""
         print(f"{prefix}error: {exc}", file=sys.stderr)
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()     # no barrier: the others may never reach it
-        return 2
+        return 1 if isinstance(exc, FloatingPointError) else 2     # 1: the run itself diverged
     cleanup()
     return 0
 

@@ -144,10 +144,14 @@ def test_the_cli_reports_a_bad_folder_and_exits_2(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- nonsense is refused in one line, exit status 2
+def one_error_line_of(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
 def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
+    return one_error_line_of(capsys.readouterr().err)
 
 
 QUICK = ["--profile", "quick", "--device", "cpu", "--no-progress", "--epochs", "1"]
@@ -180,6 +184,14 @@ def test_an_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
     (tmp_path / "ckpt").mkdir()
     assert cli.main(["train", "simclr", *TINY, "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "o")]) == 2
     assert "--checkpoint " in one_error_line(capsys)
+
+
+def test_a_learning_rate_far_above_the_profiles_is_warned_about(tmp_path, capsys):
+    code = cli.main(["train", "simclr", *QUICK, "--n-train", "32", "--batch-size", "16", "--lr", "5",
+                     "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert "warning: lr 5 is 2500× the profile's 0.002" in captured.out
+    assert code == 0 or (code == 1 and one_error_line_of(captured.err).startswith("error: loss became"))
 
 
 def test_a_folder_of_one_image_is_refused_for_simclr(tmp_path, capsys):
