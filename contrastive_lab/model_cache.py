@@ -39,6 +39,7 @@ import torch.nn as nn
 
 from .atomic import write_atomically
 from .data.cache import data_dir
+from .data.download import file_hash
 from .device import seed_offset
 from .train import History
 
@@ -96,11 +97,7 @@ def data_fingerprint(*tensors) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_hash(path, "sha256")
 
 
 def _check_name(name: str) -> None:

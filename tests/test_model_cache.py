@@ -71,20 +71,21 @@ def test_settings_must_be_plain_data(tmp_path):
 
 
 # ---------------------------------------------------------------- a cached model is deleted only when it is corrupt
-def cached_files(folder):
-    return sorted(p.name for p in folder.iterdir())
+def cached_toy(folder):
+    """A toy model trained into the cache: (calls, build, train, the cache's file names)."""
+    calls = []
+    build, train = make_run(calls)
+    train_or_load("toy", {"lr": 0.1}, build, train, folder=folder)
+    return calls, build, train, sorted(p.name for p in folder.iterdir())
 
 
 def test_a_device_this_machine_lacks_is_an_error_and_the_cache_is_kept(tmp_path):
     import pytest
 
-    calls = []
-    build, train = make_run(calls)
-    train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path)
-    files = cached_files(tmp_path)
+    calls, build, train, files = cached_toy(tmp_path)
     with pytest.raises(ValueError, match="cannot move the cached model to device 'cuda:3'.*the cached file is kept"):
         train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path, device="cuda:3")
-    assert cached_files(tmp_path) == files and calls == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == files and calls == [1]
     train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path, device="cpu")
     assert calls == [1]                                      # still served
 
@@ -92,13 +93,10 @@ def test_a_device_this_machine_lacks_is_an_error_and_the_cache_is_kept(tmp_path)
 def test_a_build_of_another_architecture_is_an_error_and_the_cache_is_kept(tmp_path):
     import pytest
 
-    calls = []
-    build, train = make_run(calls)
-    train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path)
-    files = cached_files(tmp_path)
+    calls, _, train, files = cached_toy(tmp_path)
     with pytest.raises(ValueError, match="does not fit the module build\\(\\) returns.*the cached file is kept"):
         train_or_load("toy", {"lr": 0.1}, lambda: nn.Linear(3, 5), train, folder=tmp_path)
-    assert cached_files(tmp_path) == files and calls == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == files and calls == [1]
 
 
 def test_a_manifest_and_weights_from_two_writers_cannot_mismatch(tmp_path, monkeypatch):

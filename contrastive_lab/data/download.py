@@ -62,6 +62,15 @@ def download_file(url: str, dest: Path, md5: str | None = None, *, timeout: floa
     return dest
 
 
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _fetch(url: str, dest: Path, timeout: float, deadline: float, opener, progress: bool) -> str:
     """Stream url into dest (via dest.part); return the MD5 of what arrived."""
     part = dest.with_name(dest.name + ".part")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import hashlib
 import os
 import pickle
 import re
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 
 from .cache import data_dir
-from .download import DEFAULT_TIMEOUT_S, download_file
+from .download import DEFAULT_TIMEOUT_S, download_file, file_hash
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -87,14 +86,6 @@ class UnsafeFile(ValueError):
     asks to build something a dataset file never holds)."""
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _latin1_encode(text, encoding="latin1", errors="strict"):
     """`_codecs.encode` as Python 3 pickles bytes at protocol 2: latin-1 only."""
     if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
@@ -139,7 +130,7 @@ def read_cifar10_batch(path: Path, md5: str | None) -> tuple[np.ndarray, list[in
     """
     path = Path(path)
     if md5 is not None:
-        got = _md5(path)
+        got = file_hash(path, "md5")
         if got != md5:
             raise UnsafeFile(f"{path} is not the published CIFAR-10 file (MD5 {got}, expected {md5}); "
                              "it was not read")
