@@ -275,8 +275,9 @@ def check_speed(profile, device, seconds: float = SPEED_TEST_S) -> list[Check]:
     reference times were measured with it)."""
     ms = speed_test(profile, device, seconds)
     ratio = ms / REFERENCE.step_ms
+    speed = f"{1 / ratio:.1f}×" if ratio < 10 else f"1/{ratio:.0f} of"          # never "0.0×"
     detail = (f"{ms:.0f} ms per SimCLR step of {profile.batch_size} images "
-              f"({1 / ratio:.1f}× the reference machine: {REFERENCE.machine})")
+              f"({speed} the speed of the reference machine: {REFERENCE.machine})")
     slow = profile.name == "quick" and ratio > TOO_SLOW
     checks = [Check("speed test", True, detail + (
         f": the notebooks will run, about {ratio:.0f}× slower than planned (expected minutes below); to go "

@@ -83,3 +83,12 @@ def test_a_slow_machine_is_a_warning_with_the_expected_minutes_not_a_fix(monkeyp
     assert preflight.main([]) == 0                              # make test and notebook 00 go on
     monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: REFERENCE.step_ms)
     assert preflight.check_speed(get_profile("quick"), "cpu")[0].label == "OK"
+
+
+def test_the_speed_is_never_printed_as_zero(monkeypatch):
+    from contrastive_lab.profiles import get_profile
+
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: 37 * REFERENCE.step_ms)
+    assert "(1/37 of the speed of the reference machine" in preflight.check_speed(get_profile("quick"), "cpu")[0].detail
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: REFERENCE.step_ms / 2)
+    assert "(2.0× the speed of the reference machine" in preflight.check_speed(get_profile("quick"), "cpu")[0].detail
