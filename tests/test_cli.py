@@ -194,6 +194,21 @@ def test_a_learning_rate_far_above_the_profiles_is_warned_about(tmp_path, capsys
     assert code == 0 or (code == 1 and one_error_line_of(captured.err).startswith("error: loss became"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_cuda_device_on_a_machine_without_one_is_one_line(tmp_path, capsys):
+    assert cli.main(["train", "simclr", *TINY, "--device", "cuda", "--out", str(tmp_path / "o")]) == 2
+    assert "no CUDA GPU is visible" in one_error_line(capsys)
+
+
+def test_a_decompression_bomb_in_the_data_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)             # a 20×12 image is then "too large"
+    for i in range(4):
+        save(tmp_path / "data" / "all" / f"{i}.png")
+    assert cli.main(["train", "simclr", *QUICK, "--batch-size", "2", "--data", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "0.png: it is too large to decode safely" in one_error_line(capsys)
+
+
 def test_a_folder_of_one_image_is_refused_for_simclr(tmp_path, capsys):
     save(tmp_path / "data" / "all" / "only.png")
     assert cli.main(["train", "simclr", *QUICK, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]) == 2
