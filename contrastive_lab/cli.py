@@ -13,10 +13,19 @@ Rank 0 prints, shows the progress bar and writes, in --out:
     encoder.pt      the encoder without its head, exported in `contrastive_lab.export`'s
                     format (outputs L2-normalised, version and preprocessing recorded):
                     what notebook 12's vector index loads, with `load_run_encoder`
-    history.json    the settings, the world size, negatives per query, the loss of every
-                    step (rank 0's share of the batch), the training time
+    history.json    the experiment (method, model, data, global batch, lr, schedule, seed),
+                    the world size, negatives per query, the loss of every step (rank 0's
+                    share of the batch), the training time; written when the run starts
+                    (status "training") and again when it ends
     checkpoint.pt   (or --checkpoint) written after every epoch; running the same command
-                    again resumes from it, with the same or another number of processes
+                    again resumes from it, with the same or another number of processes or
+                    device. Another experiment into the same --out is refused, naming the
+                    settings that differ.
+
+Settings that make no sense (--lr 0, --batch-size 0, fewer images than one global batch,
+an --out that is a file, an unknown device) are refused with one line and exit status 2.
+The export's version tag (default METHOD-PROFILE-seedSEED-HASH) names the run: HASH is
+taken over the experiment and the trained weights, so two different runs never share one.
 
 `--data DIR` trains on your own images (a torchvision ImageFolder: DIR/<class>/<image>;
 the labels are not used for training). CLIP trains on the generated captioned scenes.
@@ -25,6 +34,8 @@ The multi-node command lines (torchrun on every node, or Slurm) are in `MULTI_NO
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import math
 import sys
@@ -39,6 +50,7 @@ from .data import load_image_dataset, make_captioned_scenes
 from .data.folder import load_image_folder
 from .distributed import World, WorldError, cleanup, per_process_batch, setup
 from .export import Preprocessing, export_encoder, load_exported
+from .model_cache import data_fingerprint
 from .methods.clip import clip_settings
 from .methods.data_parallel import (METHODS, build_model, negatives_for_method, train_clip_data_parallel,
                                     train_data_parallel)
@@ -104,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cpu or cuda (default: $CLAB_DEVICE, else CUDA if present)")
     train.add_argument("--out", type=Path, required=True, help="folder for encoder.pt, history.json, checkpoint.pt")
     train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file (default: OUT/checkpoint.pt)")
-    train.add_argument("--version", default=None, help="model version tag of the export (default: METHOD-PROFILE-seedSEED)")
+    train.add_argument("--version", default=None,
+                       help="model version tag of the export (default: METHOD-PROFILE-seedSEED-HASH, "
+                            "HASH over the experiment and the trained weights)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -167,69 +181,219 @@ def _write_json(path: Path, record: dict) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
 
+# ---------------------------------------------------------------- refusing nonsense
+def _check_folder(path: Path, flag: str) -> None:
+    """`path` is, or can become, a folder: it is no file and no file lies on its way."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a folder (it is created if missing)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path}: {parent} is a file, so the folder cannot be made there")
+            break
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse settings that cannot be meant, before anything is loaded or written (ValueError,
+    one line). A value the user gives is used as given: 0 never means "the default"."""
+    positive = {"--epochs": args.epochs, "--batch-size": args.batch_size,
+                "--global-batch-size": args.global_batch_size, "--n-train": args.n_train}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a number > 0, got {args.lr}")
+    if args.image_size < 8:
+        raise ValueError(f"--image-size must be at least 8 pixels, got {args.image_size}")
+    if args.version is not None and not args.version.strip():
+        raise ValueError("--version must not be empty; leave it out for the default tag, which names the run")
+    _check_folder(args.out, "--out")
+    if args.checkpoint is not None:
+        if args.checkpoint.is_dir():
+            raise ValueError(f"--checkpoint {args.checkpoint} is a folder; give a file, e.g. "
+                             f"{args.checkpoint / 'checkpoint.pt'}")
+        _check_folder(args.checkpoint.parent, "--checkpoint's folder")
+    if args.device is not None:
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"--device {args.device!r} is not a device name; use cpu, cuda, cuda:N or mps") from None
+
+
+def _check_image_size(profile, in_channels: int, image_size: int) -> None:
+    """The encoder can take images of this size (small images vanish in its pooling)."""
+    encoder = make_encoder(profile, in_channels=in_channels).eval()
+
+    def fits(size: int) -> bool:
+        try:
+            with torch.no_grad():
+                encoder(torch.zeros(1, in_channels, size, size))
+            return True
+        except RuntimeError:
+            return False
+
+    if not fits(image_size):
+        smallest = next((s for s in range(image_size + 1, 257) if fits(s)), None)
+        raise ValueError(f"--image-size {image_size} is too small for the {profile.backbone} encoder"
+                         + (f"; use --image-size {smallest} or more" if smallest else ""))
+
+
+# ---------------------------------------------------------------- the experiment, and resuming it
+def experiment_settings(method: str, profile, *, data: dict, global_batch: int, lr: float, epochs: int,
+                        seed: int, method_settings: dict) -> dict:
+    """What makes a run this run, as plain data: a resume must match it. Not in it: the
+    device and the number of processes (a run may resume on others), and the number of
+    epochs when the learning rate is constant (a resume may train longer)."""
+    if method == "clip":
+        schedule = {"optimizer": "adam", "lr_schedule": "cosine", "warmup_epochs": 0}
+    else:
+        schedule = {"optimizer": profile.optimizer, "weight_decay": profile.weight_decay,
+                    "lr_schedule": profile.lr_schedule, "warmup_epochs": profile.warmup_epochs}
+    if schedule["lr_schedule"] != "constant" or schedule["warmup_epochs"]:
+        schedule["epochs"] = epochs                    # the schedule's shape depends on the run's length
+    model = {"backbone": profile.backbone, "cnn_widths": list(profile.cnn_widths), "proj_dim": profile.proj_dim,
+             **method_settings}
+    return {"method": method, "model": model, "data": data, "global_batch": global_batch, "lr": lr,
+            "schedule": schedule, "seed": seed}
+
+
+def _flat(record: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def experiment_differences(recorded: dict, wanted: dict) -> list[str]:
+    """'name recorded → wanted' for every setting that differs (dotted names for nested ones)."""
+    old, new = _flat(recorded), _flat(wanted)
+    return [f"{key} {old.get(key, '(none)')} → {new.get(key, '(none)')}"
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
+def check_resume(out: Path, checkpoint: Path, wanted: dict) -> None:
+    """Refuse to continue (or overwrite) a run in `out` whose experiment differs from `wanted`
+    (recorded in out/history.json, which the CLI writes when a run starts)."""
+    history = out / "history.json"
+    if history.exists():
+        try:
+            recorded = json.loads(history.read_text()).get("experiment")
+        except (ValueError, AttributeError):
+            raise ValueError(f"{history} is not a history the CLI wrote; move it away or pick a new --out") from None
+        if recorded is None:
+            raise ValueError(f"--out {out} holds a run that did not record its experiment; pick a new --out "
+                             "(or delete that folder to start over)")
+        differences = experiment_differences(recorded, wanted)
+        if differences:
+            raise ValueError(f"--out {out} holds another experiment ({'; '.join(differences)}); run with its "
+                             "settings to resume it (another device or number of processes is fine), or pick "
+                             "a new --out")
+    elif checkpoint.exists():
+        raise ValueError(f"checkpoint {checkpoint} exists but {history} does not say which experiment wrote it; "
+                         "pick a new --out, or delete the checkpoint to start over")
+
+
+def run_version(method: str, profile_name: str, seed: int, experiment: dict, model: nn.Module) -> str:
+    """The default version tag: METHOD-PROFILE-seedSEED-HASH, HASH over the experiment and
+    the trained weights, so two different runs never share a tag."""
+    h = hashlib.sha256(json.dumps(experiment, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(data_fingerprint(tensor).encode())
+    return f"{method}-{profile_name}-seed{seed}-{h.hexdigest()[:12]}"
+
+
 # ---------------------------------------------------------------- train
 def train(args: argparse.Namespace, world: World) -> dict:
     """Run `train` on this process; rank 0 writes the files. Returns the run's record."""
+    check_args(args)
     profile = get_profile(args.profile)
     say = print if world.is_main else (lambda *a, **k: None)
     if args.method == "clip" and args.data is not None:
         raise ValueError("CLIP trains on image–caption pairs; --data folders hold images only. "
                          "Use simclr, moco or byol with --data")
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
-    reference_batch = clip_settings(profile).batch_size if args.method == "clip" else profile.batch_size
+    clip = clip_settings(profile) if args.method == "clip" else None
+    reference_batch = clip.batch_size if clip else profile.batch_size
     if args.global_batch_size is not None:
         batch_size = per_process_batch(args.global_batch_size, world.world_size)
     else:
-        batch_size = args.batch_size or reference_batch
+        batch_size = reference_batch if args.batch_size is None else args.batch_size
     if batch_size < 2:
         raise ValueError(f"the batch per process must hold at least 2 images, got {batch_size}")
     global_batch = batch_size * world.world_size
-    base_lr = args.lr or (clip_settings(profile).lr if args.method == "clip" else profile.lr)
+    base_lr = args.lr if args.lr is not None else (clip.lr if clip else profile.lr)
     lr = scaled_lr(base_lr, global_batch, reference_batch, args.lr_scaling)
-    args.out.mkdir(parents=True, exist_ok=True)
-    checkpoint = args.checkpoint or args.out / "checkpoint.pt"
-    version = args.version or f"{args.method}-{profile.name}-seed{args.seed}"
+    epochs = args.epochs if args.epochs is not None else (clip.epochs if clip else profile.epochs)
+    checkpoint = args.checkpoint if args.checkpoint is not None else args.out / "checkpoint.pt"
 
     torch.manual_seed(args.seed)                   # the same initial model on every process
-    if args.method == "clip":
-        settings = clip_settings(profile)
-        scenes = make_captioned_scenes(args.n_train or settings.n_train, "train", seed=args.seed)
+    if clip:
+        n = args.n_train if args.n_train is not None else clip.n_train
+        scenes = make_captioned_scenes(n, "train", seed=args.seed)
         tokenizer = Tokenizer.from_texts(c for phrasings in scenes.captions for c in phrasings)
-        model = build_model("clip", profile, tokenizer=tokenizer, clip=settings)
-        n_images, image_size = len(scenes.images), tuple(scenes.images.shape[-2:])
+        model = build_model("clip", profile, tokenizer=tokenizer, clip=clip)
+        n_images, image_size, source = len(scenes.images), tuple(scenes.images.shape[-2:]), "captioned scenes"
+        data = {"source": source, "images": n_images, "fingerprint": data_fingerprint(scenes.images)}
+        method_settings = {k: v for k, v in dataclasses.asdict(clip).items()
+                           if k not in ("batch_size", "epochs", "lr", "n_train", "n_test", "n_zero_shot", "eval_every")}
     else:
         if args.data is not None:
             train_x, _, classes = load_image_folder(args.data, args.image_size, args.n_train, args.seed)
+            _check_image_size(profile, train_x.shape[1], args.image_size)
             source = f"{args.data} ({len(train_x)} images, {len(classes)} folders)"
         else:
-            data = _rank_zero_first(world, lambda: load_image_dataset(profile.dataset, args.n_train or profile.n_train,
-                                                                      n_test=1, seed=args.seed))
-            train_x, source = data.train_x, data.name
+            n = args.n_train if args.n_train is not None else profile.n_train
+            loaded = _rank_zero_first(world, lambda: load_image_dataset(profile.dataset, n, n_test=1, seed=args.seed))
+            train_x, source = loaded.train_x, loaded.name
         model = build_model(args.method, profile, in_channels=train_x.shape[1], queue_size=args.queue_size,
                             momentum=args.momentum)
         n_images, image_size = len(train_x), tuple(train_x.shape[-2:])
+        data = {"source": "folder" if args.data is not None else source, "images": n_images,
+                "image_size": list(image_size), "fingerprint": data_fingerprint(train_x)}
+        method_settings = {"simclr": {"temperature": args.temperature},
+                           "moco": {"temperature": args.temperature, "queue_size": args.queue_size,
+                                    "momentum": args.momentum},
+                           "byol": {"momentum": args.momentum}}[args.method]
+    if n_images < global_batch:
+        raise ValueError(f"one step takes a global batch of {global_batch} images ({batch_size} per process × "
+                         f"{world.world_size}), but there are only {n_images}; lower --batch-size or give more images")
     negatives = negatives_for_method(args.method, model, batch_size, world.world_size)
+    experiment = experiment_settings(args.method, profile, data=data, global_batch=global_batch, lr=lr,
+                                     epochs=epochs, seed=args.seed, method_settings=method_settings)
+    check_resume(args.out, checkpoint, experiment)
+    if world.world_size > 1:
+        torch.distributed.barrier()                # every process checked before rank 0 writes
+    record = {"method": args.method, "profile": profile.name, "world_size": world.world_size,
+              "backend": world.backend, "device": str(world.device), "batch_size_per_process": batch_size,
+              "global_batch": global_batch, "negatives_per_query": negatives, "lr": lr, "epochs": epochs,
+              "images": n_images, "experiment": experiment, "status": "training"}
+    if world.is_main:
+        args.out.mkdir(parents=True, exist_ok=True)
+        _write_json(args.out / "history.json", record)
+    reference_lr = clip.lr if clip else profile.lr
+    if lr > 100 * reference_lr:
+        say(f"warning: lr {lr:.3g} is {lr / reference_lr:.0f}× the profile's {reference_lr:.3g}; "
+            "expect the weights to blow up", flush=True)
     say(f"{args.method} on {world.world_size} process(es) ({world.backend or 'single'}, {world.device}): "
         f"{batch_size} images per process, global batch {global_batch}, {negatives} negatives per query, "
-        f"lr {lr:.3g}, {n_images} images" + ("" if args.method == "clip" else f" from {source}"), flush=True)
+        f"lr {lr:.3g}, {n_images} images" + ("" if clip else f" from {source}"), flush=True)
 
     start = time.perf_counter()
-    common = dict(batch_size=batch_size, epochs=args.epochs, lr=lr, checkpoint=checkpoint, seed=args.seed,
+    common = dict(batch_size=batch_size, epochs=epochs, lr=lr, checkpoint=checkpoint, seed=args.seed,
                   sync_bn=args.sync_bn, progress=not args.no_progress)
-    if args.method == "clip":
-        history = train_clip_data_parallel(model, scenes, tokenizer, settings, profile, world, **common)
+    if clip:
+        history = train_clip_data_parallel(model, scenes, tokenizer, clip, profile, world, **common)
     else:
         history = train_data_parallel(args.method, model, train_x, profile, world,
                                       temperature=args.temperature, **common)
     seconds = time.perf_counter() - start
-    epochs = args.epochs or (settings.epochs if args.method == "clip" else profile.epochs)
-    record = {"method": args.method, "profile": profile.name, "world_size": world.world_size,
-              "backend": world.backend, "device": str(world.device), "batch_size_per_process": batch_size,
-              "global_batch": global_batch, "negatives_per_query": negatives, "lr": lr, "epochs": epochs,
-              "images": n_images, "seconds": round(seconds, 2),
-              "loss": history.loss, "epoch_loss": history.epoch_loss, "metrics": history.metrics,
-              "encoder": "encoder.pt", "version": version}
+    version = args.version if args.version is not None else run_version(args.method, profile.name, args.seed,
+                                                                          experiment, model)
+    record.update({"seconds": round(seconds, 2), "loss": history.loss, "epoch_loss": history.epoch_loss,
+                   "metrics": history.metrics, "encoder": "encoder.pt", "version": version, "status": "done"})
     if world.is_main:
         export_run_encoder(model, args.method, args.out / "encoder.pt", version=version, profile=profile,
                            image_size=image_size, in_channels=3)
@@ -243,18 +407,19 @@ def train(args: argparse.Namespace, world: World) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)
         world = setup(args.device)
-    except WorldError as exc:
+    except (WorldError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         train(args, world)
-    except (WorldError, ValueError) as exc:
+    except (WorldError, ValueError, FloatingPointError) as exc:
         prefix = f"[rank {world.rank}] " if world.world_size > 1 else ""
         print(f"{prefix}error: {exc}", file=sys.stderr)
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()     # no barrier: the others may never reach it
-        return 2
+        return 1 if isinstance(exc, FloatingPointError) else 2     # 1: the run itself diverged
     cleanup()
     return 0
 

@@ -68,3 +68,90 @@ def test_settings_must_be_plain_data(tmp_path):
     build, train = make_run([])
     with pytest.raises(TypeError, match="plain data"):
         train_or_load("toy", {"model": nn.Linear(1, 1)}, build, train, folder=tmp_path)
+
+
+# ---------------------------------------------------------------- a cached model is deleted only when it is corrupt
+def cached_toy(folder):
+    """A toy model trained into the cache: (calls, build, train, the cache's file names)."""
+    calls = []
+    build, train = make_run(calls)
+    train_or_load("toy", {"lr": 0.1}, build, train, folder=folder)
+    return calls, build, train, sorted(p.name for p in folder.iterdir())
+
+
+def test_a_device_this_machine_lacks_is_an_error_and_the_cache_is_kept(tmp_path):
+    import pytest
+
+    calls, build, train, files = cached_toy(tmp_path)
+    with pytest.raises(ValueError, match="cannot move the cached model to device 'cuda:3'.*the cached file is kept"):
+        train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path, device="cuda:3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == files and calls == [1]
+    train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path, device="cpu")
+    assert calls == [1]                                      # still served
+
+
+def test_a_build_of_another_architecture_is_an_error_and_the_cache_is_kept(tmp_path):
+    import pytest
+
+    calls, _, train, files = cached_toy(tmp_path)
+    with pytest.raises(ValueError, match="does not fit the module build\\(\\) returns.*the cached file is kept"):
+        train_or_load("toy", {"lr": 0.1}, lambda: nn.Linear(3, 5), train, folder=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == files and calls == [1]
+
+
+def test_a_manifest_and_weights_from_two_writers_cannot_mismatch(tmp_path, monkeypatch):
+    """Writer A saves its weights; writer B then saves other weights and its manifest for the
+    same key; A's manifest lands last. The reader finds the weights A's manifest names."""
+    from contrastive_lab import model_cache
+
+    real_write = model_cache.write_atomically
+
+    def writer_b_gets_in_first(path, write):
+        monkeypatch.setattr(model_cache, "write_atomically", real_write)
+
+        def train_b(model):
+            with torch.no_grad():
+                model.weight.mul_(-3)                        # other weights than A's
+            return History(loss=[9.0], epoch_loss=[9.0])
+        train_or_load("toy", {"lr": 0.1}, lambda: nn.Linear(3, 2), train_b, folder=tmp_path, quiet=True)
+        real_write(path, write)                              # then A's manifest
+
+    calls = []
+    build, train = make_run(calls)
+    monkeypatch.setattr(model_cache, "write_atomically", writer_b_gets_in_first)
+    first, _ = train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path, quiet=True)
+    again, history = train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path)
+    assert calls == [1]                                      # loaded, not thrown away and retrained
+    torch.testing.assert_close(again.weight, first.weight)
+    assert history.loss == [2.0, 1.0]
+
+
+def test_a_name_with_folders_in_it_is_refused(tmp_path):
+    import pytest
+
+    build, train = make_run([])
+    for name in ("../escaped", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="the model's name must be letters"):
+            train_or_load(name, {"lr": 0.1}, build, train, folder=tmp_path / "cache")
+    assert not (tmp_path / "escaped-").exists() and list(tmp_path.glob("escaped*")) == []
+
+
+def test_a_cache_folder_that_is_a_file_is_a_clear_error(tmp_path):
+    import pytest
+
+    (tmp_path / "models").write_text("not a folder")
+    build, train = make_run([])
+    with pytest.raises(ValueError, match="the model cache .*models is a file, not a folder"):
+        train_or_load("toy", {"lr": 0.1}, build, train, folder=tmp_path / "models")
+
+
+def test_the_course_models_key_holds_the_data_itself():
+    """Two data sets of the same name and sizes (another seed) get other cache keys."""
+    from contrastive_lab.data import load_image_dataset
+    from contrastive_lab.methods.course_models import _data_settings
+
+    a = load_image_dataset("cluttered_digits", n_train=40, n_test=8, n_val=8, seed=0)
+    b = load_image_dataset("cluttered_digits", n_train=40, n_test=8, n_val=8, seed=1)
+    again = load_image_dataset("cluttered_digits", n_train=40, n_test=8, n_val=8, seed=0)
+    assert cache_key("simclr", {"data": _data_settings(a)}) != cache_key("simclr", {"data": _data_settings(b)})
+    assert cache_key("simclr", {"data": _data_settings(a)}) == cache_key("simclr", {"data": _data_settings(again)})

@@ -66,14 +66,21 @@ def load_image_dataset(name: str = "cluttered_digits", n_train: int | None = Non
     train_x). For cluttered digits they are extra images drawn from the
     training handwriting with their own seed, so train_x does not depend on n_val.
     """
+    for label, value in (("n_train", n_train), ("n_test", n_test)):
+        if value is not None and value < 1:
+            raise ValueError(f"{label} must be at least 1 (or None for all), got {value}")
+    if n_val < 0:
+        raise ValueError(f"n_val must be ≥ 0, got {n_val}")
+    n_train_cluttered = 5000 if n_train is None else n_train
+    n_test_cluttered = 1000 if n_test is None else n_test
     if name == "cluttered_digits":
-        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
+        return _cluttered(n_train_cluttered, n_test_cluttered, n_val, seed)
     try:
         tr_x, tr_y = load_real_dataset(name, train=True, download=download)
         te_x, te_y = load_real_dataset(name, train=False, download=download)
     except DatasetUnavailable as exc:
         print(f"{exc} -> using the offline cluttered digits instead.")
-        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
+        return _cluttered(n_train_cluttered, n_test_cluttered, n_val, seed)
     if n_val >= len(tr_y):
         raise ValueError(f"n_val={n_val} leaves no training images ({name} has {len(tr_y)})")
     g = torch.Generator().manual_seed(seed)

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..evaluate import knn_monitor
 from ..losses import DEFAULT_TEMPERATURE
-from ..model_cache import train_or_load
+from ..model_cache import data_fingerprint, train_or_load
 from ..models import make_encoder
 from ..train import History
 from .simclr import SimCLR, train_simclr
@@ -26,8 +26,11 @@ SEED = 0
 
 
 def _data_settings(data) -> dict:
+    """The data a model is trained and monitored on, by name, sizes and content: the same
+    counts drawn with another seed, or another copy of a dataset, give another key."""
     return {"dataset": data.name, "n_train": len(data.train_x), "n_val": len(data.val_x),
-            "n_test": len(data.test_x)}
+            "n_test": len(data.test_x),
+            "fingerprint": data_fingerprint(data.train_x, data.train_y, data.val_x, data.val_y)}
 
 
 def course_simclr(profile, data, device=None, *, temperature: float = DEFAULT_TEMPERATURE,
@@ -38,7 +41,7 @@ def course_simclr(profile, data, device=None, *, temperature: float = DEFAULT_TE
     (`history.metrics["knn"]`; the test split is left for the final tables).
     Returns (model, history); model.encoder is the backbone to keep.
     """
-    epochs = epochs or profile.epochs
+    epochs = profile.epochs if epochs is None else epochs
     settings = {"profile": profile, "data": _data_settings(data), "temperature": temperature,
                 "epochs": epochs, "augment": profile.augment, "seed": SEED}
 
@@ -59,7 +62,7 @@ def course_supervised(profile, data, device=None, *, epochs: int | None = None) 
     """Notebook 05's supervised baseline: the same encoder + a linear layer, cross-entropy on all
     training labels, the profile's augmentation. Returns (classifier, history); classifier[0]
     is the encoder."""
-    epochs = epochs or profile.epochs // 2
+    epochs = profile.epochs // 2 if epochs is None else epochs
     n_classes = len(data.classes)
     settings = {"profile": profile, "data": _data_settings(data), "epochs": epochs,
                 "augment": profile.augment, "seed": SEED}

@@ -142,7 +142,7 @@ def train_data_parallel(method: str, model: nn.Module, train_x: torch.Tensor, pr
     hold at least one global batch. Returns this process's History (rank 0's is logged)."""
     if method not in VIEW_METHODS:
         raise ValueError(f"train_data_parallel takes one of {VIEW_METHODS}; CLIP: train_clip_data_parallel")
-    batch_size = batch_size or profile.batch_size
+    batch_size = profile.batch_size if batch_size is None else batch_size
     if method == "moco" and model.queue.keys.shape[0] < batch_size * world.world_size:
         raise ValueError(f"MoCo's queue ({model.queue.keys.shape[0]} keys) must hold at least one global batch "
                          f"({world.world_size} × {batch_size}); raise queue_size")
@@ -171,7 +171,7 @@ def train_clip_data_parallel(model: CLIP, scenes, tokenizer: Tokenizer, settings
     images = images_on_device(scenes.images, device, profile.store_uint8)
     ids = tokenize_captions(tokenizer, scenes.captions).to(device)
     order, phrasing = make_generator(seed, device), make_generator(seed + 1, device)
-    batch_size = min(batch_size or settings.batch_size, len(images))
+    batch_size = min(settings.batch_size if batch_size is None else batch_size, len(images))
 
     def step(idx: torch.Tensor):
         pick = torch.randint(ids.shape[1], (len(idx),), generator=phrasing, device=device)
@@ -185,7 +185,8 @@ def train_clip_data_parallel(model: CLIP, scenes, tokenizer: Tokenizer, settings
         return shard_batches(len(images), batch_size, order, world.rank, world.world_size)
 
     model.train()
-    return fit(step, model.parameters(), batches, epochs or settings.epochs, lr=lr or settings.lr,
+    epochs = settings.epochs if epochs is None else epochs
+    return fit(step, model.parameters(), batches, epochs, lr=settings.lr if lr is None else lr,
                optimizer="adam", schedule="cosine", steps_per_epoch=len(images) // (batch_size * world.world_size),
                device=device, amp=profile.amp, after_step=model.clamp_logit_scale_, checkpoint=checkpoint,
                modules={"model": model}, generators={"order": order, "phrasing": phrasing},
