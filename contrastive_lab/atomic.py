@@ -60,13 +60,27 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask (read without changing it where Linux allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def make_temp(beside: str | os.PathLike, *, directory: bool = False, tag: str = "") -> Path:
     """Create an empty temporary file (or folder) in the folder of `beside` and return its path.
 
     Its name, `.tmp-p<pid>-h<host>-<tag><random><suffix>`, records the writing process so that
     `remove_stale_temp_files` can tell an abandoned one from one being written. A file keeps
     the suffix of `beside` (".tmp" when it has none: torch.save refuses a name that is only
-    a suffix). The folder of `beside` must exist.
+    a suffix). The folder of `beside` must exist. The file gets the permissions a plain
+    open() would give it (tempfile's are private to the owner, 0600).
     """
     beside = Path(beside)
     prefix = f"{TEMP_PREFIX}p{os.getpid()}-h{_host_tag()}-{tag}"
@@ -74,6 +88,7 @@ def make_temp(beside: str | os.PathLike, *, directory: bool = False, tag: str = 
         return Path(tempfile.mkdtemp(prefix=prefix, dir=beside.parent))
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=beside.suffix or ".tmp", dir=beside.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     return Path(tmp)
 
 

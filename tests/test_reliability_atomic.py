@@ -33,6 +33,13 @@ def test_row_123_a_path_that_is_a_folder_is_named(tmp_path):
         check_writable(tmp_path, "checkpoint")
 
 
+def test_a_file_written_atomically_has_the_permissions_of_a_plain_write(tmp_path):
+    # mkstemp makes files private (0600): a checkpoint in a shared run folder was unreadable to the group
+    save_atomically({}, tmp_path / "atomic.pt")
+    (tmp_path / "plain.pt").write_bytes(b"")
+    assert (tmp_path / "atomic.pt").stat().st_mode == (tmp_path / "plain.pt").stat().st_mode
+
+
 def test_temporary_names_record_the_writer_and_keep_the_suffix(tmp_path):
     tmp = make_temp(tmp_path / "model.pt")
     assert tmp.name.startswith(f".tmp-p{os.getpid()}-h") and tmp.suffix == ".pt"
