@@ -141,7 +141,8 @@ def load_checked(path: str | os.PathLike, *, what: str, fmt: str | None = None, 
                                    f"after it was written: a flipped bit, a partial copy, an edit). Do not use it; "
                                    f"write the {what} again{hint}")
     if fmt is not None and payload.get("format") != fmt:
-        raise CorruptFileError(f"{path} is not {_a(what)} written by this package (no format {fmt!r}){hint}")
+        raise CorruptFileError(f"{path} is not {_a(what)} written by this version of this package (no format "
+                               f"{fmt!r}){hint}")
     if recorded is None:
         raise CorruptFileError(f"{path} carries no SHA-256 checksum, so it cannot be verified: it was written by "
                                f"an older version of this package or by other code{hint}")

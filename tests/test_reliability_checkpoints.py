@@ -73,7 +73,7 @@ def test_row_119_a_truncated_or_empty_checkpoint_gives_one_clear_error(tmp_path,
 @pytest.mark.parametrize("content", [{"epoch": 1}, torch.zeros(3)])
 def test_row_125_a_file_that_is_not_a_checkpoint_is_named_so(tmp_path, content):
     torch.save(content, tmp_path / "other.pt")
-    with pytest.raises(CorruptFileError, match="other.pt is not a checkpoint written by this package"):
+    with pytest.raises(CorruptFileError, match="other.pt is not a checkpoint written by this"):
         load_checkpoint(tmp_path / "other.pt", {"model": nn.Linear(4, 3)})
 
 
