@@ -81,7 +81,7 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
         voter = train_y[top_idx]                                  # (m, k): each neighbour's class
 
         def tally(weights):                                       # (m, k) → (m, C): summed per class
-            return torch.zeros(len(voter), n_classes).scatter_add_(1, voter, weights)
+            return torch.zeros(len(voter), n_classes, device=voter.device).scatter_add_(1, voter, weights)
 
         if temperature is None:
             score = tally(torch.ones_like(top_sim)) + 1e-3 * tally(top_sim) / k

@@ -279,11 +279,14 @@ def load_exported(path, build_encoder) -> ExportedEncoder:
         raise ValueError(f"the weights in {os.fspath(path)} do not fit the module build_encoder returned; "
                          f"build the architecture the export was made with ({meta['architecture']}): {exc}") from exc
     prep = meta["preprocessing"]
-    was_training = encoder.training
-    encoder.eval()
-    with torch.no_grad():
-        dim = encoder(torch.zeros(1, prep["channels"], *prep["image_size"])).shape[-1]
-    encoder.train(was_training)
+    encoder.eval()                                                    # as it will be served
+    device = next(encoder.parameters(), torch.empty(0)).device          # build_encoder may place it anywhere
+    try:
+        with torch.no_grad():
+            dim = encoder(torch.zeros(1, prep["channels"], *prep["image_size"], device=device)).shape[-1]
+    except Exception as exc:
+        raise ValueError(f"the module build_encoder returned cannot take the images {os.fspath(path)} was exported "
+                         f"for (1, {prep['channels']}, {prep['image_size'][0]}, {prep['image_size'][1]}): {exc}") from exc
     if dim != meta["embedding_dim"]:
         raise CorruptFileError(f"{os.fspath(path)} says embedding_dim = {meta['embedding_dim']}, but its weights give "
                                f"{dim}-dimensional outputs; export the model again with export_encoder")
