@@ -49,7 +49,8 @@ import torch.nn.functional as F
 
 from .device import get_device, get_rank, get_world_size
 from .losses import DEFAULT_TEMPERATURE, float32_block
-from .validate import check_labels, check_matrix, check_positive, check_same_shape, value_checks_enabled
+from .validate import (check_labels, check_matrix, check_positive, check_same_shape, check_temperature,
+                       value_checks_enabled)
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -330,7 +331,7 @@ def nt_xent_gathered(z1: torch.Tensor, z2: torch.Tensor, all_z1: torch.Tensor, a
     check_same_shape(z1, z2, "z1", "z2")
     check_same_shape(all_z1, all_z2, "all_z1", "all_z2")
     _check_gathered(z1, all_z1, rank, "nt_xent_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     n, m = z1.shape[0], all_z1.shape[0]
     with float32_block(z1):
         queries = F.normalize(torch.cat([z1, z2]).float(), dim=1)             # (2n, D)
@@ -355,7 +356,7 @@ def info_nce_gathered(query: torch.Tensor, positive_key: torch.Tensor, all_keys:
     """
     check_same_shape(query, positive_key, "query", "positive_key")
     _check_gathered(positive_key, all_keys, rank, "info_nce_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     with float32_block(query):
         q = F.normalize(query.float(), dim=1)
         k = F.normalize(all_keys.float(), dim=1)
@@ -405,7 +406,7 @@ def supcon_loss_gathered(features: torch.Tensor, labels: torch.Tensor, all_featu
     check_labels(labels, features.shape[0])
     check_labels(all_labels, all_features.shape[0], "all_labels")
     world = _check_gathered(features, all_features, rank, "supcon_loss_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     m = features.shape[0]
     with float32_block(features):
         q = F.normalize(features.float(), dim=1)

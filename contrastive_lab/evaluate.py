@@ -24,12 +24,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .validate import check_labels, check_matrix, check_same_shape, check_unit_norm
+from .validate import check_class_labels, check_labels, check_matrix, check_same_shape, check_unit_norm
 
 
 def _check_embedding_set(emb, labels, name):
     check_matrix(emb, f"{name}_emb")
     check_labels(labels, emb.shape[0], f"{name}_labels")
+
+
+def _check_class_set(emb, labels, name):
+    """emb (N, D) and labels (N,) integer class ids >= 0 (any integer dtype)."""
+    check_matrix(emb, f"{name}_emb")
+    check_class_labels(labels, emb.shape[0], f"{name}_labels")
+
+
+def _check_same_dim(a, b, name_a, name_b):
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} embeddings differ in dimension: {a.shape[1]} vs {b.shape[1]}; "
+                         "embed both with the same model")
 
 
 def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
@@ -38,7 +50,8 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
     """Fraction of test points whose k nearest training points (cosine) vote their label.
 
     Args:
-        train_emb (N, D), train_labels (N,); test_emb (M, D), test_labels (M,).
+        train_emb (N, D), train_labels (N,); test_emb (M, D), test_labels (M,); labels are
+           class ids >= 0 of any integer dtype (any values: they are renumbered 0..C−1 first).
         k: neighbours that vote, 1 ≤ k ≤ N. Each neighbour has one vote; a tie
            goes to the tied class with the larger summed similarity.
         temperature: None (default) for one vote per neighbour. A number τ > 0
@@ -47,11 +60,9 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
            nearest neighbours count most, and a small τ tends to 1-NN.
     Returns a float in [0, 1].
     """
-    _check_embedding_set(train_emb, train_labels, "train")
-    _check_embedding_set(test_emb, test_labels, "test")
-    if train_emb.shape[1] != test_emb.shape[1]:
-        raise ValueError(f"train and test embeddings differ in dimension: "
-                         f"{train_emb.shape[1]} vs {test_emb.shape[1]}")
+    _check_class_set(train_emb, train_labels, "train")
+    _check_class_set(test_emb, test_labels, "test")
+    _check_same_dim(train_emb, test_emb, "train", "test")
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= train_emb.shape[0]:
         raise ValueError(f"k must be between 1 and the number of training points "
                          f"({train_emb.shape[0]}), a whole number; got {k!r}")
@@ -59,19 +70,25 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
         raise ValueError(f"temperature must be None (one vote per neighbour) or a number > 0, got {temperature!r}")
     train = F.normalize(train_emb.float(), dim=1)
     test = F.normalize(test_emb.float(), dim=1)
-    n_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    # classes renumbered 0..C−1 (in the order of their ids), so a label id of 100000 costs nothing
+    classes, renumbered = torch.unique(torch.cat([train_labels.long(), test_labels.long()]), return_inverse=True)
+    train_y, test_y = renumbered[:len(train_labels)], renumbered[len(train_labels):]
+    n_classes = len(classes)
     correct = 0
     for start in range(0, len(test), chunk):
         sim = test[start:start + chunk] @ train.T                 # (m, N)
         top_sim, top_idx = sim.topk(k, dim=1)
-        votes = F.one_hot(train_labels[top_idx], n_classes).float()   # (m, k, C)
+        voter = train_y[top_idx]                                  # (m, k): each neighbour's class
+
+        def tally(weights):                                       # (m, k) → (m, C): summed per class
+            return torch.zeros(len(voter), n_classes, device=voter.device).scatter_add_(1, voter, weights)
+
         if temperature is None:
-            score = votes.sum(1) + 1e-3 * (votes * top_sim.unsqueeze(-1)).sum(1) / k
+            score = tally(torch.ones_like(top_sim)) + 1e-3 * tally(top_sim) / k
         else:       # exp((cos − cos of the nearest) / τ): the same weights up to a factor, and the nearest
-            weight = torch.exp((top_sim - top_sim[:, :1]) / temperature)      # neighbour's is 1, never 0
-            score = (votes * weight.unsqueeze(-1)).sum(1)
+            score = tally(torch.exp((top_sim - top_sim[:, :1]) / temperature))   # neighbour's is 1, never 0
         pred = score.argmax(1)
-        correct += (pred == test_labels[start:start + chunk]).sum().item()
+        correct += (pred == test_y[start:start + chunk]).sum().item()
     return correct / len(test)
 
 
@@ -88,11 +105,15 @@ def recall_at_k(query_emb: torch.Tensor, query_labels: torch.Tensor,
     """
     _check_embedding_set(query_emb, query_labels, "query")
     _check_embedding_set(gallery_emb, gallery_labels, "gallery")
-    ks = [k] if isinstance(k, int) else list(k)
+    _check_same_dim(query_emb, gallery_emb, "query", "gallery")
+    single = isinstance(k, numbers.Integral) and not isinstance(k, bool)
+    ks = [k] if single else list(k) if isinstance(k, (list, tuple)) else None
+    if not ks:
+        raise ValueError(f"k must be a whole number or a non-empty list of whole numbers, got {k!r}")
     limit = gallery_emb.shape[0] - int(exclude_self)
     for kk in ks:
-        if not 1 <= kk <= limit:
-            raise ValueError(f"k must be between 1 and {limit} (gallery size), got {kk}")
+        if isinstance(kk, bool) or not isinstance(kk, numbers.Integral) or not 1 <= kk <= limit:
+            raise ValueError(f"k must be a whole number between 1 and {limit} (gallery size), got {kk!r}")
     sim = F.normalize(query_emb.float(), dim=1) @ F.normalize(gallery_emb.float(), dim=1).T
     if exclude_self:
         if query_emb.shape[0] != gallery_emb.shape[0]:
@@ -101,7 +122,7 @@ def recall_at_k(query_emb: torch.Tensor, query_labels: torch.Tensor,
     top = sim.topk(max(ks), dim=1).indices
     hit = gallery_labels[top] == query_labels[:, None]           # (Q, maxK)
     result = {kk: hit[:, :kk].any(1).float().mean().item() for kk in ks}
-    return result[ks[0]] if isinstance(k, int) else result
+    return result[ks[0]] if single else result
 
 
 def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
@@ -237,9 +258,26 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
     pca_dim: first project onto the training set's top `pca_dim` principal
     components (at most one per training sample; still a linear map of the
     inputs; it keeps a probe on thousands of raw pixels affordable on a CPU).
+    Labels are class ids >= 0 of any integer dtype.
     """
-    _check_embedding_set(train_f, train_y, "train")
-    _check_embedding_set(test_f, test_y, "test")
+    _check_class_set(train_f, train_y, "train")
+    _check_class_set(test_f, test_y, "test")
+    _check_same_dim(train_f, test_f, "train", "test")
+    has_val = val_f is not None and len(val_f)
+    if has_val:
+        if val_y is None:
+            raise ValueError("val_f needs its labels: give val_y (val_labels) too")
+        _check_class_set(val_f, val_y, "val")
+        _check_same_dim(train_f, val_f, "train", "val")
+        val_y = val_y.long()
+    if len(train_f) < 2:
+        raise ValueError(f"a linear probe needs at least 2 training samples (their std standardizes the "
+                         f"features), got {len(train_f)}")
+    grid = tuple(l2_grid) if isinstance(l2_grid, (list, tuple)) else ()
+    if not grid or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                           for v in grid):
+        raise ValueError(f"l2_grid must be a non-empty sequence of penalties >= 0, got {l2_grid!r}")
+    train_y, test_y = train_y.long(), test_y.long()
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     if pca_dim is not None and train_f.shape[1] > pca_dim:
         centre = train_f.float().mean(0)
@@ -251,8 +289,7 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
     mean, std = train_f.float().mean(0), train_f.float().std(0) + 1e-6
     scale = lambda f: (f.float() - mean) / std
     tr, te = scale(train_f), scale(test_f)
-    if val_f is not None and len(val_f):
-        _check_embedding_set(val_f, val_y, "val")
+    if has_val:
         fit_x, fit_y, va, va_y = tr, train_y, scale(val_f), val_y
     else:
         order = torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed))
@@ -265,7 +302,7 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
             return (clf(x).argmax(1) == y).float().mean().item()
 
     scores, fitted, warm = {}, {}, None
-    for l2 in sorted(l2_grid, reverse=True):       # strongest penalty first, each warm-starting the next
+    for l2 in sorted(grid, reverse=True):       # strongest penalty first, each warm-starting the next
         warm = fitted[l2] = fit_logistic_regression(fit_x, fit_y, n_classes, l2, init=warm)[0]
         scores[l2] = accuracy(warm, va, va_y)
     best = max(scores, key=lambda l2: (scores[l2], l2))          # ties: the stronger penalty
@@ -314,7 +351,11 @@ def _check_scores(scores: torch.Tensor, same: torch.Tensor) -> tuple:
         raise ValueError(f"expected scores of shape (P,), one per pair, got {shape}")
     check_labels(same, scores.shape[0], "same")
     s = scores.detach().float().cpu().numpy()
-    y = same.detach().cpu().numpy().astype(bool)
+    y = same.detach().cpu().numpy()
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("same must hold only True/False or 0/1 (is pair p genuine?), got other values such as "
+                         f"{y[~np.isin(y, (0, 1))][0]!r}")
+    y = y.astype(bool)
     if not np.isfinite(s).all():
         raise ValueError("scores contain NaN or Inf; check the embeddings")
     if y.all() or not y.any():

@@ -24,18 +24,21 @@ and writes the checkpoint, and every process resumes from it.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .atomic import save_atomically
+from .atomic import check_writable, remove_stale_temp_files
 from .device import is_main_process
+from .integrity import load_checked, save_checked
 from .validate import value_checks
 
 OPTIMIZERS = ("adam", "adamw")
@@ -226,6 +229,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     modules: dict[str, torch.nn.Module] | None = None,
     generators: dict[str, torch.Generator] | None = None,
+    experiment: dict | None = None,
     history: History | None = None,
     log_every: int = 25,
     max_seconds: float | None = None,
@@ -255,6 +259,13 @@ def fit(
             any device), torch's global random state, the epoch and the history,
             so a resumed run repeats the uninterrupted one exactly (on CPU).
             Under torch.distributed only rank 0 writes it; every rank reads it.
+            A bad path (a folder, a path under a file) fails before the first epoch;
+            abandoned temporary files of killed saves in its folder are removed.
+        experiment: plain JSON data naming what makes this run this run (method,
+            model, data, batch size, learning rate, seed ...). Recorded in every
+            checkpoint; resuming a checkpoint whose experiment differs raises
+            CheckpointMismatchError naming the settings that differ (leave out what
+            may change on resume, such as the device).
         history: continue an existing History.
         log_every: read the losses on the host every this many steps.
         max_seconds: stop at the first read after this much wall-clock time.
@@ -274,11 +285,16 @@ def fit(
         if schedule != "constant" or warmup_steps else None
     history = history or History()
     generators = generators or {}
+    experiment = _plain_experiment(experiment)
     start_epoch = 0
+    if checkpoint is not None:
+        check_writable(checkpoint, "checkpoint")
+        remove_stale_temp_files(Path(checkpoint).parent)
     if checkpoint is not None and os.path.exists(checkpoint):
         if not modules:
             raise ValueError("resuming a checkpoint needs `modules` (name → nn.Module)")
-        start_epoch, history = load_checkpoint(checkpoint, modules, optimizer, scheduler, generators)
+        start_epoch, history = load_checkpoint(checkpoint, modules, optimizer, scheduler, generators,
+                                               experiment=experiment)
     bar = Progress(desc, total_steps, progress and start_epoch < epochs and is_main_process())
     done = len(history.loss)
     started = time.perf_counter()
@@ -342,7 +358,8 @@ def fit(
                 for name, value in evaluate().items():
                     history.log(name, epoch + 1, value)
             if checkpoint is not None and modules and is_main_process():
-                save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history, scheduler, generators)
+                save_checkpoint(checkpoint, modules, optimizer, epoch + 1, history, scheduler, generators,
+                                experiment=experiment)
             if stopped:
                 break
     finally:
@@ -365,16 +382,76 @@ def _read_extras(pending: list[dict]) -> list[dict[str, float]]:
 
 
 # ---------------------------------------------------------------- checkpoints
+CHECKPOINT_FORMAT = "contrastive-lab/checkpoint"
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint belongs to another run: other modules, another architecture, or another
+    experiment (`differences`: setting → (in the checkpoint, now))."""
+
+    def __init__(self, message: str, differences: dict | None = None):
+        super().__init__(message)
+        self.differences = differences or {}
+
+
+def _plain_experiment(experiment):
+    """experiment as JSON would give it back (tuples become lists), or a clear TypeError."""
+    if experiment is None:
+        return None
+    if not isinstance(experiment, dict):
+        raise TypeError(f"experiment must be a dict of plain settings, got {type(experiment).__name__}")
+    try:
+        return json.loads(json.dumps(experiment, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"experiment must be plain JSON data (str, numbers, bool, None, lists, dicts): {exc}") from None
+
+
+def experiment_differences(saved: dict | None, current: dict | None) -> dict[str, tuple]:
+    """The settings whose values differ between two experiments: {key: (saved value, current value)},
+    None on a side that lacks the key; an empty dict when they agree. Both are compared as JSON
+    gives them back (a tuple equals the list with the same items)."""
+    saved, current = _plain_experiment(saved) or {}, _plain_experiment(current) or {}
+    return {key: (saved.get(key), current.get(key)) for key in sorted(set(saved) | set(current))
+            if key not in saved or key not in current or saved[key] != current[key]}
+
+
+def read_checkpoint(path) -> dict:
+    """The contents of a checkpoint file, verified (SHA-256, format): a dict with "epoch",
+    "modules", "module_types", "experiment", "history", ... Raises integrity.CorruptFileError
+    (damaged, truncated, not a checkpoint) or UnsafeFileError, each naming the file."""
+    state = load_checked(path, what="checkpoint", fmt=CHECKPOINT_FORMAT,
+                         fix="delete it to start the run afresh, or resume from another checkpoint")
+    if state.get("format_version") != CHECKPOINT_FORMAT_VERSION or not isinstance(state.get("modules"), dict):
+        raise CheckpointMismatchError(f"{os.fspath(path)} has checkpoint format_version "
+                                      f"{state.get('format_version')!r}, this package reads "
+                                      f"{CHECKPOINT_FORMAT_VERSION}; delete it to start afresh")
+    return state
+
+
+def checkpoint_experiment(path) -> dict | None:
+    """The experiment recorded in a checkpoint (None when it records none). Compare it with the
+    current one with `experiment_differences` before resuming."""
+    return read_checkpoint(path).get("experiment")
+
+
 def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer | None,
                     epoch: int, history: History, scheduler=None,
-                    generators: dict[str, torch.Generator] | None = None) -> None:
+                    generators: dict[str, torch.Generator] | None = None, *,
+                    experiment: dict | None = None) -> None:
     """Write a checkpoint atomically: to a temporary file first, then renamed over `path`.
 
-    An interrupted save never leaves a half-written checkpoint behind.
+    An interrupted save never leaves a half-written checkpoint behind. The file carries
+    a SHA-256 of its contents (checked on load), the class of every module, and the
+    `experiment` (plain JSON data, see `fit`).
     """
     state = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_FORMAT_VERSION,
         "epoch": epoch,
         "modules": {name: m.state_dict() for name, m in modules.items()},
+        "module_types": {name: type(m).__name__ for name, m in modules.items()},
+        "experiment": _plain_experiment(experiment),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "generators": {name: g.get_state() for name, g in (generators or {}).items()},
@@ -382,30 +459,68 @@ def save_checkpoint(path, modules: dict[str, torch.nn.Module], optimizer: torch.
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "history": history.as_dict(),
     }
-    save_atomically(state, path)
+    save_checked(state, path)
+
+
+def _misfit(module: nn.Module, saved: dict) -> str | None:
+    """Why `saved` (a state_dict) does not fit `module`, or None when it does."""
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+    shapes = [f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in saved and isinstance(saved[k], torch.Tensor) and saved[k].shape != own[k].shape]
+    parts = [f"missing {missing[:3]}" * bool(missing), f"unexpected {extra[:3]}" * bool(extra),
+             f"other shapes: {shapes[:3]}" * bool(shapes)]
+    return "; ".join(p for p in parts if p) or None
 
 
 def load_checkpoint(path, modules: dict[str, torch.nn.Module],
                     optimizer: torch.optim.Optimizer | None = None, scheduler=None,
-                    generators: dict[str, torch.Generator] | None = None) -> tuple[int, History]:
-    """Load a checkpoint written by `save_checkpoint` (with weights_only=True).
+                    generators: dict[str, torch.Generator] | None = None, *,
+                    experiment: dict | None = None) -> tuple[int, History]:
+    """Load a checkpoint written by `save_checkpoint` (weights_only, SHA-256 verified).
 
     Restores each module, and the optimizer, schedule, generators and torch's
-    random state when given; returns (epoch, history).
+    random state when given; returns (epoch, history). A checkpoint of another run
+    (other module names or classes, weights that do not fit, or, when `experiment`
+    is given, another recorded experiment) raises CheckpointMismatchError before
+    anything is restored; a damaged file raises integrity.CorruptFileError.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_checkpoint(path)
+    where = os.fspath(path)
+    other_run = f"{where} belongs to another run"
+    fix = "; resume from that run's own checkpoint, or delete this one (or choose another path) to start afresh"
+    if experiment is not None:
+        differences = experiment_differences(state.get("experiment"), experiment)
+        if differences:
+            listed = ", ".join(f"{k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in differences.items())
+            raise CheckpointMismatchError(f"{other_run}: its settings differ ({listed}){fix}", differences)
     missing = set(modules) - set(state["modules"])
     if missing:
-        raise KeyError(f"checkpoint {path} has no state for {sorted(missing)}")
+        raise CheckpointMismatchError(f"{other_run}: it has no state for {sorted(missing)} (it holds "
+                                      f"{sorted(state['modules'])}){fix}")
+    types = state.get("module_types", {})
     for name, module in modules.items():
-        module.load_state_dict(state["modules"][name])
-    if optimizer is not None and state.get("optimizer") is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
+        if types.get(name, type(module).__name__) != type(module).__name__:
+            raise CheckpointMismatchError(f"{other_run}: its {name!r} is a {types[name]}, this run's is a "
+                                          f"{type(module).__name__}{fix}")
+        problem = _misfit(module, state["modules"][name])
+        if problem:
+            raise CheckpointMismatchError(f"{other_run}: the weights of {name!r} do not fit this "
+                                          f"{type(module).__name__} ({problem}){fix}")
     for name, g in (generators or {}).items():
         if name not in state.get("generators", {}):
-            raise KeyError(f"checkpoint {path} has no state for generator {name!r}")
+            raise CheckpointMismatchError(f"{other_run}: it has no state for generator {name!r}{fix}")
+    for name, module in modules.items():
+        module.load_state_dict(state["modules"][name])
+    try:
+        if optimizer is not None and state.get("optimizer") is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointMismatchError(f"{other_run}: its optimizer or schedule does not fit this run's "
+                                      f"({str(exc).splitlines()[0]}){fix}") from exc
+    for name, g in (generators or {}).items():
         g.set_state(state["generators"][name])
     if "torch_rng" in state:
         torch.set_rng_state(state["torch_rng"])
