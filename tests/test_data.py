@@ -268,14 +268,15 @@ def test_temporary_download_folders_of_killed_runs_are_removed_at_the_next_start
     import sys
     import time
 
-    from contrastive_lab.data.real import _writer_tag
+    from contrastive_lab.atomic import make_temp
 
-    host = _writer_tag().split(".")[0]
+    live = make_temp(tmp_path / "mnist", directory=True, tag="mnist-")     # .tmp-p<pid>-h<host>-mnist-…
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    live.rmdir()
     made = {}
-    for key, name in [("dead writer", f".tmp-mnist-{host}.{dead.pid}-abc"),
-                      ("live writer", f".tmp-mnist-{host}.{os.getpid()}-def"),
+    for key, name in [("dead writer", live.name.replace(f"p{os.getpid()}-", f"p{dead.pid}-", 1)),
+                      ("live writer", live.name),
                       ("old, no pid", ".tmp-mnist-ghi"), ("recent, no pid", ".tmp-mnist-jkl")]:
         made[key] = tmp_path / name
         made[key].mkdir()

@@ -24,19 +24,16 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import os
 import pickle
-import re
 import shutil
-import socket
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import make_temp, remove_stale_temp_files
 from .cache import data_dir
 from .download import DEFAULT_TIMEOUT_S, download_file, file_hash
 
@@ -189,42 +186,11 @@ def read_mnist_folder(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Te
 
 
 # ---------------------------------------------------------------- downloading
-def _writer_tag() -> str:
-    """host.pid of this process, as it appears in the names of its temporary download folders."""
-    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24] or "host"
-    return f"{host}.{os.getpid()}"
-
-
-def _is_stale(tmp: Path, now: float) -> bool:
-    """A temporary download folder no live process is writing: its writer (same host) is
-    dead, or nothing in it changed for STALE_DOWNLOAD_S."""
-    m = re.search(r"-([A-Za-z0-9]+)\.(\d+)-[^-]*$", tmp.name)
-    if m and m.group(1) == _writer_tag().split(".")[0]:
-        try:
-            os.kill(int(m.group(2)), 0)
-        except ProcessLookupError:
-            return True                          # its writer is gone
-        except (PermissionError, OverflowError):
-            pass                                 # alive (another user's), or not a pid
-    try:
-        newest = max([tmp.stat().st_mtime] + [p.stat().st_mtime for p in tmp.rglob("*")])
-    except OSError:
-        return False
-    return now - newest > STALE_DOWNLOAD_S
-
-
 def remove_stale_downloads(folder: Path) -> list[Path]:
-    """Remove the temporary download folders of `folder` (".tmp-<name>-…" beside it) that a
-    killed run left behind; a folder a live process may still be writing is kept.
-    Returns the folders removed."""
-    removed, now = [], time.time()
-    if not folder.parent.is_dir():
-        return removed
-    for tmp in folder.parent.glob(f".tmp-{folder.name}-*"):
-        if tmp.is_dir() and not tmp.is_symlink() and _is_stale(tmp, now):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
+    """Remove the temporary download folders (".tmp-…") beside `folder` that a killed run left
+    behind: their writer is dead, or nothing in them changed for STALE_DOWNLOAD_S. A folder a
+    live process may still be writing is kept. Returns the folders removed."""
+    return remove_stale_temp_files(folder.parent, max_age_s=STALE_DOWNLOAD_S)
 
 
 def _download_into(folder: Path, fetch, verify) -> Path | None:
@@ -234,7 +200,7 @@ def _download_into(folder: Path, fetch, verify) -> Path | None:
     renamed aside. Returns where the old folder was put, or None."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_downloads(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-{_writer_tag()}-", dir=folder.parent))
+    tmp = make_temp(folder, directory=True, tag=f"{folder.name}-")
     try:
         fetch(tmp)
         verify(tmp)
