@@ -5,7 +5,8 @@ rest, written for a GPU and run unchanged on a CPU:
 - the training images copied to the device ONCE (as uint8 when the profile says
   so), so a batch is an index operation, with no DataLoader;
 - shuffled index batches drawn on the device, and two per-image augmented views
-  of every batch made there (the profile's recipe for its dataset);
+  of every batch made there (the profile's recipe for its dataset), in float32
+  with autocast off, then cast to the encoder's autocast dtype;
 - the model prepared once (device, channels_last, torch.compile when the profile asks);
 - the one fit loop, with a checkpoint that resumes the run exactly;
 - under torchrun (`rank`, `world_size`), this process's shard of every global
@@ -18,7 +19,7 @@ import torch.nn as nn
 
 from ..augment import AugmentConfig, two_views
 from ..data.pairs import minibatches
-from ..device import get_device, make_generator
+from ..device import amp_dtype, get_device, make_generator
 from ..distributed import rank_seed, shard_batches
 from ..images import as_float_images, images_on_device
 from ..models import prepare_model
@@ -75,8 +76,12 @@ def train_on_views(loss_fn, model: nn.Module, train_x: torch.Tensor, profile, *,
     augment = augment or profile.augment
     batch_size = min(batch_size or profile.batch_size, len(data))
 
+    half = amp_dtype(device) if profile.amp else None          # bf16 / fp16 on a GPU, None on a CPU
+
     def step(idx: torch.Tensor):
-        v1, v2 = two_views(as_float_images(data[idx]), augment, views)
+        v1, v2 = two_views(as_float_images(data[idx]), augment, views)     # float32, autocast off inside
+        if half is not None:
+            v1, v2 = v1.to(half), v2.to(half)                                # what the encoder computes in
         return loss_fn(v1, v2) if targets is None else loss_fn(v1, v2, targets[idx])
 
     def batches(epoch: int):
