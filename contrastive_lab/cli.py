@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("method", choices=METHODS)
     train.add_argument("--profile", choices=sorted(PROFILES), default=None,
                        help="sizes and recipe (default: $CLAB_PROFILE, else full on CUDA, quick otherwise)")
-    train.add_argument("--epochs", type=int, default=None, help="epochs (default: the profile's)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="epochs (default: the profile's for METHOD; SimCLR has its own count)")
     size = train.add_mutually_exclusive_group()
     size.add_argument("--batch-size", type=int, default=None,
                       help="images per process and step (default: the profile's)")
@@ -326,7 +327,7 @@ def train(args: argparse.Namespace, world: World) -> dict:
     global_batch = batch_size * world.world_size
     base_lr = args.lr if args.lr is not None else (clip.lr if clip else profile.lr)
     lr = scaled_lr(base_lr, global_batch, reference_batch, args.lr_scaling)
-    epochs = args.epochs if args.epochs is not None else (clip.epochs if clip else profile.epochs)
+    epochs = args.epochs if args.epochs is not None else (clip.epochs if clip else profile.epochs_of(args.method))
     checkpoint = args.checkpoint if args.checkpoint is not None else args.out / "checkpoint.pt"
 
     torch.manual_seed(args.seed)                   # the same initial model on every process

@@ -619,6 +619,10 @@ def _saved_random(state: dict) -> list[dict]:
              "generators": {name: {"device": None, "state": s} for name, s in state.get("generators", {}).items()}}]
 
 
+def _processes(first: int, last: int) -> str:
+    return f"process {first}" if first == last else f"processes {first}–{last}"
+
+
 def _restore_random(resumed: dict, which: str, device, generators) -> str:
     """Restore this process's random state `which` ("now" or "at_epoch_start") from a loaded
     checkpoint; the one line to print when something was re-seeded or left out ("" otherwise)."""
@@ -631,9 +635,9 @@ def _restore_random(resumed: dict, which: str, device, generators) -> str:
     if reseeded:
         notes.append("re-seeded " + "; ".join(reseeded))
     if world > len(saved):
-        notes.append(f"processes {len(saved)}–{world - 1} had no saved random state and were re-seeded")
+        notes.append(f"{_processes(len(saved), world - 1)}: no random state saved, re-seeded")
     elif world < len(saved):
-        notes.append(f"the random states of processes {world}–{len(saved) - 1} are not used")
+        notes.append(f"the random state of {_processes(world, len(saved) - 1)} is not used")
     if not notes:
         return ""
     where = f"{world} × {device.type}" if world > 1 else device.type

@@ -143,6 +143,7 @@ def train_data_parallel(method: str, model: nn.Module, train_x: torch.Tensor, pr
     if method not in VIEW_METHODS:
         raise ValueError(f"train_data_parallel takes one of {VIEW_METHODS}; CLIP: train_clip_data_parallel")
     batch_size = profile.batch_size if batch_size is None else batch_size
+    epochs = profile.epochs_of(method) if epochs is None else epochs
     if method == "moco" and model.queue.keys.shape[0] < batch_size * world.world_size:
         raise ValueError(f"MoCo's queue ({model.queue.keys.shape[0]} keys) must hold at least one global batch "
                          f"({world.world_size} × {batch_size}); raise queue_size")
