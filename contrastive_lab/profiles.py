@@ -102,10 +102,16 @@ class Profile:
         return self.epochs
 
     def replace(self, **changes) -> "Profile":
-        """Return a copy with some fields changed: `profile.replace(epochs=3)`."""
+        """Return a copy with some fields changed: `profile.replace(epochs=3)`.
+
+        A new `epochs` applies to every method, SimCLR included (its own count is
+        dropped unless `simclr_epochs` is given too): a shortened run stays short.
+        """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"Profile has no field(s) {sorted(unknown)}")
+        if "epochs" in changes:
+            changes.setdefault("simclr_epochs", None)
         return dataclasses.replace(self, **changes)
 
 

@@ -159,3 +159,13 @@ def test_the_course_models_checkpoint_to_the_folder_the_learner_names(tmp_path, 
     monkeypatch.setenv("CLAB_CHECKPOINT_DIR", str(tmp_path / "file"))
     with pytest.raises(ValueError, match="is a file"):
         train.checkpoint_folder()
+
+
+def test_simclr_has_its_own_epochs_in_the_full_profile_only():
+    from contrastive_lab.profiles import FULL
+    assert FULL.epochs_of("simclr") == 300 and FULL.epochs_of("moco") == FULL.epochs == 100
+    assert QUICK.epochs_of("simclr") == QUICK.epochs == 12 and QUICK.simclr_epochs is None
+    short = FULL.replace(epochs=3)                                 # a shortened run stays short
+    assert short.epochs_of("simclr") == 3
+    assert FULL.replace(epochs=3, simclr_epochs=9).epochs_of("simclr") == 9
+    assert FULL.replace(batch_size=8).epochs_of("simclr") == 300
