@@ -69,7 +69,7 @@ def test_negatives_per_query_of_each_method():
 
 def test_moco_queue_must_hold_a_global_batch():
     world = World(0, 4, 0, torch.device("cpu"), "gloo")               # checked before any collective
-    with pytest.raises(ValueError, match=r"queue \(32 keys\) must hold at least one global batch \(4 × 16\)"):
+    with pytest.raises(ValueError, match=r"queue \(32 keys\) must hold at least one step's keys \(4 × 16\)"):
         train_data_parallel("moco", MoCo(make_encoder(TOY), 8, queue_size=32), images(), TOY, world)
 
 
