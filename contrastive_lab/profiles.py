@@ -58,7 +58,8 @@ class Profile:
         warmup_epochs: linear learning-rate warm-up at the start of a run.
         knn_k: neighbours used by k-NN evaluation.
         eval_every: evaluate every this many epochs during training.
-        amp: use bf16 autocast (only has an effect on CUDA).
+        amp: mixed precision on CUDA, in `device.amp_dtype` (bf16 on sm_80+, fp16 + a
+            gradient scaler on sm_7x such as a T4); no effect elsewhere.
         channels_last: use the channels_last memory format.
         compile: torch.compile the models' modules (once; see train.compile_once).
         store_uint8: keep the training images on the device as uint8.

@@ -33,7 +33,7 @@ class SentenceSettings:
     adapt_epochs: the in-domain fine-tune of the domain-shift run (a smaller set, more epochs).
     scale: the loss's logit scale (1 / temperature).
     symmetric: train in both directions (query → document and document → query).
-    amp, log_every: the profile's (bf16 autocast on CUDA; read the loss every this many steps).
+    amp, log_every: the profile's (autocast on CUDA, bf16 or fp16 by GPU; read the loss every this many steps).
     """
 
     vocab_size: int
