@@ -83,4 +83,5 @@ def test_data_parallel_steps_do_not_synchronise_with_the_host(method):
     model = build_model(method, TOY, queue_size=64)
     with count_host_syncs() as syncs:
         history = train_data_parallel(method, model, images(), TOY, ONE, epochs=2, progress=False)
-    assert len(history.loss) == 8 and syncs.total <= 2, dict(syncs.by_op)
+    assert len(history.loss) == syncs.steps == 8 and syncs.step_total == 0, dict(syncs.in_steps)
+    assert syncs.total <= 2, dict(syncs.by_op)

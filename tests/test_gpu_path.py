@@ -21,6 +21,7 @@ from contrastive_lab.losses import clip_loss, info_nce, negative_cosine, nt_xent
 from contrastive_lab.methods import (BYOL, MoCo, SimCLR, SimSiam, build_clip, train_byol, train_clip, train_moco,
                                      train_simclr, train_simsiam, train_supcon, train_vicreg)
 from contrastive_lab.methods.clip import clip_settings
+from contrastive_lab.methods.supervised import train_supervised
 from contrastive_lab.models import make_encoder
 from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.text import Tokenizer
@@ -120,10 +121,11 @@ def method_runs():
         "VICReg": lambda: train_vicreg(SimCLR(make_encoder(TOY), 8), x, TOY, **kw),
         "SupCon": lambda: train_supcon(make_encoder(TOY), x, y, TOY, **kw),
         "CLIP": tiny_clip_run(),
+        "supervised": lambda: train_supervised(make_encoder(TOY), x, y, TOY, n_classes=4, **kw)[1],
     }
 
 
-@pytest.mark.parametrize("method", ["SimCLR", "MoCo", "BYOL", "SimSiam", "VICReg", "SupCon", "CLIP"])
+@pytest.mark.parametrize("method", ["SimCLR", "MoCo", "BYOL", "SimSiam", "VICReg", "SupCon", "CLIP", "supervised"])
 def test_training_steps_do_not_synchronise_with_the_host(method):
     """2 epochs × 4 steps, log_every 4: the loop may read the losses twice (their copy to the
     host is the one wait a GPU pays, every log_every steps); nothing else may read a value,
