@@ -33,7 +33,8 @@ from contrastive_lab.losses import nt_xent
 from contrastive_lab.methods.simclr import SimCLR, train_simclr
 from contrastive_lab.models import make_encoder, prepare_model
 from contrastive_lab.profiles import FULL, QUICK
-from contrastive_lab.train import autocast_context, compile_once, make_grad_scaler, make_optimizer
+from contrastive_lab.train import (autocast_context, backward_and_step, compile_once, make_grad_scaler,
+                                   make_optimizer)
 
 
 class TwoViewDataset(Dataset):
@@ -77,13 +78,7 @@ def dataloader_views_per_s(model, images, cfg, batch, steps, device, profile, wo
                 z1, z2 = model(views).chunk(2)
                 loss = nt_xent(z1, z2, 0.2)
             opt.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                opt.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+            backward_and_step(loss, opt, scaler)
             done += 1
             if done == steps + 1:
                 break

@@ -199,6 +199,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_processes(fn, nprocs: int, args: tuple = (), timeout_s: float = 300.0) -> None:
+    """Start `fn(rank, *args)` in `nprocs` processes (torch.multiprocessing) and wait for all of
+    them; a process that fails re-raises its error here, and processes still running after
+    `timeout_s` are killed and a WorldError says so. For tests and demos on one machine
+    (with `free_port()` as MASTER_PORT); real runs use torchrun."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout_s
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise WorldError(f"the {nprocs} processes did not finish within {timeout_s:.0f} s")
+
+
 def wrap_ddp(module: nn.Module, world: World, **kwargs) -> nn.Module:
     """DistributedDataParallel around `module` (already on world.device); the module itself
     when world_size is 1. DDP makes every process start from rank 0's weights and

@@ -234,7 +234,7 @@ def speed_test(profile, device, seconds: float = SPEED_TEST_S) -> float:
     from .losses import nt_xent
     from .methods.simclr import SimCLR
     from .models import make_encoder, prepare_model
-    from .train import autocast_context, make_grad_scaler
+    from .train import autocast_context, backward_and_step, make_grad_scaler
 
     torch.manual_seed(0)
     model = prepare_model(SimCLR(make_encoder(profile), proj_dim=profile.proj_dim), device, profile.channels_last)
@@ -250,13 +250,7 @@ def speed_test(profile, device, seconds: float = SPEED_TEST_S) -> float:
             z1, z2 = model(torch.cat([v1, v2])).chunk(2)
             loss = nt_xent(z1, z2, 0.2)
         opt.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            opt.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+        backward_and_step(loss, opt, scaler)
 
     def sync():
         if device.type == "cuda":

@@ -108,6 +108,19 @@ def make_grad_scaler(device: torch.device | str, enabled: bool = True) -> torch.
     return None
 
 
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler | None = None) -> None:
+    """loss.backward() and optimizer.step(), through `scaler` when there is one (fp16): the
+    scaled loss's backward, a step skipped on inf/NaN gradients, the scale updated."""
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 # ---------------------------------------------------------------- optimizer and schedule
 def make_optimizer(params, name: str = "adam", lr: float = 1e-3,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -466,13 +479,7 @@ def fit(
                         raise ValueError(f"the step must return a scalar loss, got shape {tuple(loss.shape)}; "
                                          "take the mean over the batch")
                     optimizer.zero_grad(set_to_none=True)
-                    if scaler is None:
-                        loss.backward()
-                        optimizer.step()
-                    else:                             # fp16: scaled loss; inf/NaN steps skipped on the device
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
+                    backward_and_step(loss, optimizer, scaler)    # fp16: inf/NaN steps skipped on the device
                     if scheduler is not None:
                         scheduler.step()
                     if after_step is not None:

@@ -10,19 +10,17 @@ whole batch too. MoCo shuffles its keys' images across the processes (shuffle-BN
 key encoder's BatchNorm never normalizes a key with the companions of its query.
 """
 import os
-import time
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from contrastive_lab.augment import DIGITS_RECIPE, two_views
 from contrastive_lab.data import make_cluttered_digits
 from contrastive_lab.data.shapes import make_captioned_scenes
 from contrastive_lab.device import count_host_syncs, training_step
-from contrastive_lab.distributed import (cleanup, free_port, gather_with_grad, global_batchnorm, global_clip_loss, setup,
-                                         shared_generator)
+from contrastive_lab.distributed import (cleanup, free_port, gather_with_grad, global_batchnorm, global_clip_loss,
+                                         run_processes, setup, shared_generator)
 from contrastive_lab.losses import clip_loss, nt_xent
 from contrastive_lab.methods.clip import build_clip, clip_settings, tokenize_captions
 from contrastive_lab.methods.data_parallel import prepare_data_parallel, views_loss
@@ -193,13 +191,7 @@ def worker(rank, port, out_dir):
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out_dir = str(tmp_path_factory.mktemp("gloo"))
-    context = mp.spawn(worker, args=(free_port(), out_dir), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in context.processes:
-                p.kill()
-            pytest.fail(f"the {WORLD} processes did not finish within {TIMEOUT_S} s")
+    run_processes(worker, WORLD, (free_port(), out_dir), TIMEOUT_S)
     return [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=True) for r in range(WORLD)]
 
 
@@ -237,12 +229,18 @@ def test_a_plain_all_gather_cuts_the_gradient_of_the_other_ranks(ranks):
 
 
 # ---------------------------------------------------------------- one step = one big batch
-def test_simclr_step_with_gathered_negatives_equals_one_process_on_the_whole_batch(ranks):
-    model = simclr_model().eval()
+def one_process_simclr_step(train: bool):
+    """The reference: one process, the whole batch, BatchNorm in train or eval mode."""
+    model = simclr_model().train(train)
     v1, v2 = views()
     z1, z2 = model(torch.cat([v1, v2])).chunk(2)
     loss = nt_xent(z1, z2, 0.2)
     loss.backward()
+    return model, loss
+
+
+def test_simclr_step_with_gathered_negatives_equals_one_process_on_the_whole_batch(ranks):
+    model, loss = one_process_simclr_step(train=False)
     mean_loss = torch.stack([r["simclr_eval"][0] for r in ranks]).mean()
     assert abs(mean_loss.item() - loss.item()) <= 1e-5
     for r in ranks:                                        # DDP averaged: every rank holds the same gradients
@@ -250,10 +248,7 @@ def test_simclr_step_with_gathered_negatives_equals_one_process_on_the_whole_bat
 
 
 def test_batchnorm_in_train_mode_normalises_per_process(ranks):
-    model = simclr_model().train()
-    v1, v2 = views()
-    z1, z2 = model(torch.cat([v1, v2])).chunk(2)
-    nt_xent(z1, z2, 0.2).backward()
+    model, _ = one_process_simclr_step(train=True)
     assert max_diff(ranks[0]["simclr_train"][1], grads(model)) > 1e-4     # not one big batch any more
 
 
@@ -316,11 +311,7 @@ def test_global_batchnorm_equals_batchnorm_over_the_concatenated_batch(ranks):
 
 
 def test_a_train_mode_simclr_step_with_global_batchnorm_equals_one_process_on_the_whole_batch(ranks):
-    model = simclr_model().train()
-    v1, v2 = views()
-    z1, z2 = model(torch.cat([v1, v2])).chunk(2)
-    loss = nt_xent(z1, z2, 0.2)
-    loss.backward()
+    model, loss = one_process_simclr_step(train=True)
     running = {k: v for k, v in model.state_dict().items() if "running" in k}
     assert abs(torch.stack([r["simclr_global_bn"][0] for r in ranks]).mean().item() - loss.item()) <= 1e-5
     for r in ranks:

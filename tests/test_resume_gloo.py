@@ -13,14 +13,12 @@ import contextlib
 import io
 import os
 import shutil
-import time
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 
-from contrastive_lab.distributed import World, cleanup, free_port, setup, wrap_ddp
+from contrastive_lab.distributed import World, cleanup, free_port, run_processes, setup, wrap_ddp
 from contrastive_lab.train import fit
 
 WORLD, TIMEOUT_S = 2, 180
@@ -79,13 +77,7 @@ def ranks(tmp_path_factory):
     one = World(0, 1, 0, torch.device("cpu"), None)
     with contextlib.suppress(Interrupt):
         run(one, folder / "one.pt", interrupt_after=1)          # the 1-process checkpoint the 2 resume
-    context = mp.spawn(worker, args=(free_port(), str(folder)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for p in context.processes:
-                p.kill()
-            pytest.fail(f"the {WORLD} processes did not finish within {TIMEOUT_S} s")
+    run_processes(worker, WORLD, (free_port(), str(folder)), TIMEOUT_S)
     return folder, [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
