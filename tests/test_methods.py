@@ -1,4 +1,5 @@
 """SimCLR and the supervised baseline: what flows where, and that a few steps learn."""
+import pytest
 import torch
 
 from contrastive_lab.augment import AugmentConfig
@@ -41,6 +42,22 @@ def test_supervised_baseline_fits_a_small_set():
                               device="cpu", progress=False, lr=1e-2)
     assert h.epoch_loss[-1] < h.epoch_loss[0]
     assert accuracy(clf, x, y) > 0.5           # 10 classes: chance is 0.1
+
+
+def test_accuracy_by_hand_in_batches_and_mode_restored():
+    """A classifier that predicts the brighter of two pixels: 3 of 5 labels agree. Batches of 2
+    (the last one short) must add up; uint8 images are read as 0–255 → [0, 1]."""
+    clf = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        clf[1].weight.copy_(torch.eye(2))
+    x = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.55, 0.45]]).view(5, 1, 1, 2)
+    y = torch.tensor([0, 1, 1, 0, 0])                    # predictions 0, 1, 0, 1, 0 → 3 right
+    clf.train()
+    assert accuracy(clf, x, y, batch_size=2) == pytest.approx(3 / 5)
+    assert clf.training
+    assert accuracy(clf.eval(), (x * 255).round().to(torch.uint8), y, batch_size=4) == pytest.approx(3 / 5)
+    assert not clf.training
+    assert accuracy(clf, x, 1 - y) == pytest.approx(2 / 5)
 
 
 def test_full_profile_path_runs_on_cpu_at_toy_size():
