@@ -21,11 +21,15 @@ def test_images_in_one_batch_get_different_crops():
 
 
 def test_every_augmentation_draws_per_image():
+    """Identical inputs, so every difference comes from per-image parameters: no two images of
+    the batch may come out alike (one shared draw per batch would make all eight equal)."""
     x = batch_of_same_image()
     g = torch.Generator().manual_seed(2)
-    for fn in (lambda: color_jitter(x, p=1.0, generator=g), lambda: gaussian_blur(x, p=1.0, generator=g)):
-        out = fn()
-        assert (out[0] - out[1]).abs().max() > 1e-4
+    for fn in (lambda: color_jitter(x, p=1.0, generator=g), lambda: gaussian_blur(x, p=1.0, generator=g),
+               lambda: random_resized_crop(x, generator=g)):
+        out = fn().flatten(1)
+        gaps = (out[:, None] - out[None]).abs().amax(-1) + torch.eye(len(out))
+        assert gaps.min() > 1e-4
 
 
 def test_same_seed_repeats_and_other_seed_differs():
@@ -38,11 +42,24 @@ def test_same_seed_repeats_and_other_seed_differs():
     assert not torch.equal(a, c)
 
 
-def test_output_stays_in_range_and_shape():
+def test_pipeline_applies_each_step_in_order_and_clips():
+    """augment = crop (with flip) → rotation → colour jitter → grayscale → blur → noise, each
+    drawing from the same generator in turn; the result stays in [0, 1] although strong noise
+    pushes pixels past both ends before the clip."""
+    from contrastive_lab.augment import gaussian_noise, random_rotation
+
     x = torch.rand(16, 3, 32, 32)
-    out = augment(x, AugmentConfig(blur_p=1.0, noise_std=0.1, flip_p=0.5), torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
-    assert out.min() >= 0 and out.max() <= 1
+    cfg = AugmentConfig(blur_p=1.0, noise_std=0.5, flip_p=0.5, rotation_p=0.5)
+    out = augment(x, cfg, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    want = random_resized_crop(x, cfg.crop_scale, cfg.crop_ratio, cfg.flip_p, g)
+    want = random_rotation(want, cfg.rotation_degrees, cfg.rotation_p, g)
+    want = color_jitter(want, cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, cfg.jitter_p, g)
+    want = random_grayscale(want, cfg.grayscale_p, g)
+    want = gaussian_blur(want, cfg.blur_sigma, cfg.blur_p, g)
+    want = gaussian_noise(want, cfg.noise_std, g)
+    torch.testing.assert_close(out, want.clamp(0, 1), atol=0, rtol=0)
+    assert out.min() == 0 and out.max() == 1
 
 
 def test_full_crop_without_flip_is_identity():
@@ -69,11 +86,13 @@ def test_hue_rotation_keeps_gray_and_full_turn_is_identity():
     torch.testing.assert_close(m[1], torch.eye(3), atol=1e-5, rtol=0)
 
 
-def test_two_views_differ_but_share_shape():
+def test_two_views_are_two_independent_draws_of_the_pipeline():
     x = torch.rand(4, 3, 16, 16)
     v1, v2 = two_views(x, AugmentConfig(), torch.Generator().manual_seed(0))
-    assert v1.shape == v2.shape == x.shape
-    assert not torch.equal(v1, v2)
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(v1, augment(x, AugmentConfig(), g), atol=0, rtol=0)
+    torch.testing.assert_close(v2, augment(x, AugmentConfig(), g), atol=0, rtol=0)
+    assert all(not torch.equal(a, b) for a, b in zip(v1, v2))            # every pair differs
 
 
 def test_without_switches_groups_off():

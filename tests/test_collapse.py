@@ -81,22 +81,19 @@ def test_moco_step_trains_only_the_query_side_and_fills_the_queue():
 
 # ---------------------------------------------------------------- stop-gradient, BYOL
 def test_simsiam_stop_gradient_blocks_the_target_branch():
+    """A predictor whose output ignores its input (last layer's weight 0) leaves only the target
+    branch to carry gradient to the encoder: with stop-gradient none arrives, without it some does."""
     torch.manual_seed(0)
     model = SimSiam(SmallCNN(WIDTHS), proj_dim=8, pred_hidden=4)
+    with torch.no_grad():
+        model.predictor.net[-1].weight.zero_()
+        model.predictor.net[-1].bias.normal_()
     v = torch.rand(4, 3, 32, 32)
-    z = model.online(v)
-    target = z.detach()
-    negative_cosine(model.predictor(z), target).backward()
-    assert target.grad is None and not target.requires_grad
-    # with stop-gradient the loss's gradient reaches the encoder only through the predictor path
-    model.zero_grad()
-    loss_sg = simsiam_loss(model, stop_gradient=True)(v, v.flip(-1))
-    loss_sg.backward()
-    g_sg = model.online.encoder.features[0].weight.grad.clone()
+    simsiam_loss(model, stop_gradient=True)(v, v.flip(-1)).backward()
+    assert model.online.encoder.features[0].weight.grad.abs().max() == 0
     model.zero_grad()
     simsiam_loss(model, stop_gradient=False)(v, v.flip(-1)).backward()
-    g_nosg = model.online.encoder.features[0].weight.grad
-    assert not torch.allclose(g_sg, g_nosg)                  # the stop changes what flows
+    assert model.online.encoder.features[0].weight.grad.abs().max() > 0
 
 
 def test_byol_target_gets_no_gradient():
