@@ -1,8 +1,10 @@
 """Batched augmentations: per-image randomness, repeatability, range, device."""
+from dataclasses import replace
+
 import pytest
 import torch
 
-from contrastive_lab.augment import (AugmentConfig, augment, color_jitter, gaussian_blur,
+from contrastive_lab.augment import (AugmentConfig, augment, color_jitter, gaussian_blur, gaussian_noise,
                                      hue_rotation_matrices, random_grayscale, random_resized_crop,
                                      two_views)
 
@@ -46,7 +48,7 @@ def test_pipeline_applies_each_step_in_order_and_clips():
     """augment = crop (with flip) → rotation → colour jitter → grayscale → blur → noise, each
     drawing from the same generator in turn; the result stays in [0, 1] although strong noise
     pushes pixels past both ends before the clip."""
-    from contrastive_lab.augment import gaussian_noise, random_rotation
+    from contrastive_lab.augment import random_rotation
 
     x = torch.rand(16, 3, 32, 32)
     cfg = AugmentConfig(blur_p=1.0, noise_std=0.5, flip_p=0.5, rotation_p=0.5)
@@ -101,6 +103,45 @@ def test_without_switches_groups_off():
     torch.testing.assert_close(augment(x, cfg), x)
     with pytest.raises(ValueError, match="unknown augmentation group"):
         AugmentConfig().without("rotate")
+
+
+def test_without_sets_exactly_the_groups_fields():
+    on = AugmentConfig(flip_p=0.5, blur_p=0.5, noise_std=0.1, rotation_p=0.5)
+    off = {"crop": dict(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)), "flip": dict(flip_p=0.0),
+           "color": dict(jitter_p=0.0, grayscale_p=0.0), "blur": dict(blur_p=0.0),
+           "noise": dict(noise_std=0.0), "rotation": dict(rotation_p=0.0)}
+    for group, fields in off.items():
+        assert on.without(group) == replace(on, **fields)
+    assert on.without(*off) == replace(on, **{k: v for fields in off.values() for k, v in fields.items()})
+
+
+def test_noise_is_the_generators_normal_draws_times_std_then_clipped():
+    x = torch.rand(4, 3, 8, 8)
+    out = gaussian_noise(x, 0.3, torch.Generator().manual_seed(0))
+    want = x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, want.clamp(0, 1), atol=0, rtol=0)
+    assert out.min() == 0 and out.max() == 1 and (want < 0).any() and (want > 1).any()
+    default = gaussian_noise(torch.full((1, 3, 64, 64), 0.5), generator=torch.Generator().manual_seed(1))
+    assert (default - 0.5).std().item() == pytest.approx(0.05, rel=0.05)     # std defaults to 0.05
+
+
+def test_float64_images_stay_float64_and_agree_with_float32():
+    x = torch.rand(4, 3, 16, 16)
+    cfg = AugmentConfig(blur_p=0.5, flip_p=0.5, rotation_p=0.5)        # noise: float64 draws differ
+    out = augment(x.double(), cfg, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out.float(), augment(x, cfg, torch.Generator().manual_seed(0)), atol=1e-4, rtol=0)
+    assert gaussian_noise(x.double(), 0.1).dtype == torch.float64
+
+
+def test_every_step_stays_on_the_images_device():
+    """The meta device stands in for a GPU: a parameter or constant made on the CPU instead of
+    the images' device fails to combine with them."""
+    x = torch.rand(4, 3, 16, 16, device="meta")
+    cfg = AugmentConfig(blur_p=0.5, noise_std=0.05, flip_p=0.5, rotation_p=0.5)
+    for out in (augment(x, cfg), augment(x[:, :1], cfg), color_jitter(x), gaussian_blur(x),
+                random_grayscale(x), random_resized_crop(x)):
+        assert out.device.type == "meta" and out.shape[0] == 4
 
 
 def test_bad_input_is_named():
