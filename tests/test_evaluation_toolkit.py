@@ -11,11 +11,7 @@ from contrastive_lab.data import ImageDataset
 from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
                                       label_retrieval_metrics, label_subset, linear_probe_features, ndcg_at_k,
                                       raw_pixel_features, recall_at_k)
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
+from conftest import unit
 
 
 def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):

@@ -26,8 +26,7 @@ from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.text import Tokenizer
 from contrastive_lab.train import compile_once, fit, make_schedule
 from contrastive_lab.validate import value_checks
-
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
+from conftest import TOY
 
 
 # ---------------------------------------------------------------- precision under autocast
