@@ -149,3 +149,93 @@ def test_bad_input_is_named():
         augment(torch.rand(3, 8, 8))
     with pytest.raises(TypeError, match="float images"):
         augment(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_defaults_are_the_documented_ones():
+    x = torch.rand(8, 3, 16, 16)
+    same = lambda a, b: torch.testing.assert_close(a, b, atol=0, rtol=0)
+    g = lambda: torch.Generator().manual_seed(3)
+    same(color_jitter(x, generator=g()), color_jitter(x, 0.4, 0.4, 0.4, 0.1, 0.8, generator=g()))
+    same(random_grayscale(x, generator=g()), random_grayscale(x, 0.2, generator=g()))
+    same(gaussian_blur(x, generator=g()), gaussian_blur(x, (0.1, 1.5), 0.5, generator=g()))
+    same(random_resized_crop(x, generator=g()), random_resized_crop(x, (0.3, 1.0), (3 / 4, 4 / 3), 0.0, g()))
+    same(gaussian_noise(x.double(), 0.1, g()),
+         (x.double() + 0.1 * torch.randn(x.shape, generator=g(), dtype=torch.float64)).clamp(0, 1))
+
+
+def ramps(n, size=32):
+    """Images whose channel 0 is the horizontal pixel-centre coordinate in (0, 1), channel 1 the
+    vertical one: a crop's output then shows where its box lay."""
+    coord = (torch.arange(size) + 0.5) / size
+    x = torch.zeros(n, 3, size, size)
+    x[:, 0] = coord[None, None, :]
+    x[:, 1] = coord[None, :, None]
+    return x
+
+
+def boxes(out):
+    """(N, 3, S, S) crops of `ramps` → width, height (fractions of the image side) and centre
+    (cx, cy in [−1, 1]) of each box, read off the ramps' slope and offset (middle half only:
+    there the bilinear samples of a linear ramp are exact)."""
+    size = out.shape[-1]
+    u = (2 * torch.arange(size) + 1) / size - 1                  # output pixel centres in [−1, 1]
+    mid = slice(size // 4, 3 * size // 4)
+
+    def fit(profile):                                           # (N, S) → slope, offset of a line in u
+        a = torch.stack([u[mid], torch.ones(size // 2)], 1)
+        coef = torch.linalg.lstsq(a, profile[:, mid].T).solution
+        return coef[0], coef[1]
+    sx, ox = fit(out[:, 0].mean(1))
+    sy, oy = fit(out[:, 1].mean(2))
+    return 2 * sx, 2 * sy, 2 * ox - 1, 2 * oy - 1
+
+
+def test_crop_boxes_cover_the_scale_and_ratio_ranges_inside_the_image():
+    """Area fraction in [0.2, 1], aspect (width / height) in [3/4, 4/3], every box inside the
+    image, centres anywhere the box fits: each range reached, none left."""
+    out = random_resized_crop(ramps(400), scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3),
+                              generator=torch.Generator().manual_seed(0))
+    w, h, cx, cy = boxes(out)
+    tol = 1e-3
+    assert w.max() <= 1 + tol and h.max() <= 1 + tol
+    area, aspect = w * h, w / h
+    assert 0.2 - tol <= area.min() < 0.25 and area.max() > 0.9
+    assert 3 / 4 - tol <= aspect.min() < 0.8 and 1.25 < aspect.max() <= 4 / 3 + tol
+    assert ((cx.abs() - (1 - w)) <= tol).all() and ((cy.abs() - (1 - h)) <= tol).all()
+    room_x, room_y = (1 - w) > 0.3, (1 - h) > 0.3                # boxes with room to move
+    assert (cx[room_x] / (1 - w[room_x])).min() < -0.8 and (cx[room_x] / (1 - w[room_x])).max() > 0.8
+    assert (cy[room_y] / (1 - h[room_y])).min() < -0.8 and (cy[room_y] / (1 - h[room_y])).max() > 0.8
+
+
+def test_a_step_that_is_off_draws_nothing():
+    """Each group switched off is skipped, not run with p = 0: the steps that are on then draw
+    exactly what they would draw alone, so switching a group off changes no other step."""
+    from contrastive_lab.augment import random_rotation
+
+    x = torch.rand(6, 3, 16, 16)
+    full = AugmentConfig(flip_p=0.5, rotation_p=0.5, blur_p=0.5, noise_std=0.1)
+    steps = {
+        "crop": lambda y, c, g: random_resized_crop(y, c.crop_scale, c.crop_ratio, c.flip_p, g),
+        "rotation": lambda y, c, g: random_rotation(y, c.rotation_degrees, c.rotation_p, g),
+        "color": lambda y, c, g: random_grayscale(color_jitter(y, c.brightness, c.contrast, c.saturation,
+                                                               c.hue, c.jitter_p, g), c.grayscale_p, g),
+        "blur": lambda y, c, g: gaussian_blur(y, c.blur_sigma, c.blur_p, g),
+        "noise": lambda y, c, g: gaussian_noise(y, c.noise_std, g),
+    }
+    for off in [("crop",), ("rotation",), ("color",), ("blur",), ("noise",), ("crop", "flip")]:
+        cfg = full.without(*off)
+        skipped = set(off) - {"crop"} | ({"crop"} if {"crop", "flip"} <= set(off) else set())   # flip crops too
+        g = torch.Generator().manual_seed(1)
+        want = x
+        for group, step in steps.items():
+            if group not in skipped:
+                want = step(want, cfg, g)
+        torch.testing.assert_close(augment(x, cfg, torch.Generator().manual_seed(1)), want, atol=0, rtol=0)
+    # one crop setting alone is enough to crop: scale, ratio or flip
+    for cfg in (replace(full.without("crop", "flip"), crop_scale=(0.5, 1.0)),
+                replace(full.without("crop", "flip"), crop_ratio=(0.5, 2.0)),
+                replace(full.without("crop"), flip_p=1.0)):
+        want = random_resized_crop(x, cfg.crop_scale, cfg.crop_ratio, cfg.flip_p, torch.Generator().manual_seed(2))
+        got = augment(x, replace(cfg, rotation_p=0.0, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_std=0.0),
+                      torch.Generator().manual_seed(2))
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
