@@ -2,6 +2,7 @@
 defaults, float32 results whatever the input dtype, and the edge cases of each formula.
 (The formulas themselves are worked out by hand in test_losses.py.)"""
 import math
+import re
 
 import pytest
 import torch
@@ -107,3 +108,68 @@ def test_arcface_margin_beyond_pi_keeps_falling():
         other = math.sin(theta)                                             # cos to class 1
         want = -(s * target - math.log(math.exp(s * target) + math.exp(s * other)))
         assert loss.item() == pytest.approx(want, rel=1e-4)
+
+
+def test_cosine_distance_by_hand():
+    want = torch.tensor([[1 - torch.nn.functional.cosine_similarity(a, b, dim=0).item() for b in Z2] for a in Z1])
+    torch.testing.assert_close(pairwise_distance(Z1, Z2), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(pairwise_distance(Z1[:2], Z2[:3], "cosine").shape, torch.Size([2, 3]))
+
+
+def mnrl_by_hand(q, d, h, scale, symmetric):
+    """−log softmax of each query's own document among the candidates, with plain loops."""
+    cos = lambda u, v: (u @ v / (u.norm() * v.norm())).item()
+    candidates = list(d) + ([] if h is None else list(h))
+    forward = sum(-(scale * cos(q[i], d[i])) + math.log(sum(math.exp(scale * cos(q[i], c)) for c in candidates))
+                  for i in range(len(q))) / len(q)
+    if not symmetric:
+        return forward
+    backward = sum(-(scale * cos(d[j], q[j])) + math.log(sum(math.exp(scale * cos(d[j], u)) for u in q))
+                   for j in range(len(d))) / len(d)
+    return (forward + backward) / 2
+
+
+@pytest.mark.parametrize("hard, symmetric", [(False, False), (True, False), (False, True), (True, True)])
+def test_multiple_negatives_ranking_loss_by_hand(hard, symmetric):
+    q, d, h = Z1[:4], Z2[:4], (Z3[:4] if hard else None)
+    got = multiple_negatives_ranking_loss(q, d, h, scale=3.0, symmetric=symmetric)
+    assert got.item() == pytest.approx(mnrl_by_hand(q, d, h, 3.0, symmetric), rel=1e-5)
+
+
+BAD = torch.randn(3, 5)          # 3 rows where the batch has 6
+BAD_NAMES = [
+    (lambda: info_nce(Z1, BAD), "expected query and positive_key of the same shape"),
+    (lambda: info_nce(Z1, Z2, BAD[0]), "expected negative_keys of shape (N, D)"),
+    (lambda: info_nce(Z1, Z2, temperature=0.0), "temperature must be > 0"),
+    (lambda: nt_xent(Z1, BAD), "expected z1 and z2 of the same shape"),
+    (lambda: nt_xent(Z1, Z2, 0.0), "temperature must be > 0"),
+    (lambda: supcon_loss(Z1[0], LABELS), "expected features of shape (N, D)"),
+    (lambda: supcon_loss(Z1, LABELS[:3]), "expected labels of shape (6,)"),
+    (lambda: supcon_loss(Z1, LABELS, 0.0), "temperature must be > 0"),
+    (lambda: clip_loss(Z1, BAD, 10.0), "expected image_emb and text_emb of the same shape"),
+    (lambda: clip_loss(Z1, Z2, 0.0), "logit_scale must be > 0"),
+    (lambda: triplet_loss(Z1, BAD, Z3), "expected anchor and positive of the same shape"),
+    (lambda: triplet_loss(Z1, Z2, BAD), "expected anchor and negative of the same shape"),
+    (lambda: triplet_loss(Z1, Z2, Z3, margin=-1.0), "margin must be >= 0"),
+    (lambda: contrastive_loss(Z1, BAD, SAME), "expected z1 and z2 of the same shape"),
+    (lambda: contrastive_loss(Z1, Z2, SAME[:3]), "expected same of shape (6,)"),
+    (lambda: contrastive_loss(Z1, Z2, SAME, margin=-1.0), "margin must be >= 0"),
+    (lambda: negative_cosine(Z1, BAD), "expected prediction and target of the same shape"),
+    (lambda: vicreg_loss(Z1, BAD), "expected z1 and z2 of the same shape"),
+    (lambda: arcface_loss(Z1[0], Z2, LABELS), "expected embeddings of shape (N, D)"),
+    (lambda: arcface_loss(Z1, Z2[0], LABELS), "expected class_weights of shape (N, D)"),
+    (lambda: arcface_loss(Z1, Z2, LABELS, margin=-1.0), "margin must be >= 0"),
+    (lambda: arcface_loss(Z1, Z2, LABELS, scale=0.0), "scale must be > 0"),
+    (lambda: multiple_negatives_ranking_loss(Z1, BAD), "expected query and document of the same shape"),
+    (lambda: multiple_negatives_ranking_loss(Z1, Z2, BAD), "expected query and hard_negative of the same shape"),
+    (lambda: multiple_negatives_ranking_loss(Z1, Z2, scale=0.0), "scale must be > 0"),
+    (lambda: pairwise_distance(Z1[0], Z2), "expected a of shape (N, D)"),
+    (lambda: pairwise_distance(Z1, Z2[0], "euclidean"), "expected b of shape (N, D)"),
+    (lambda: pairwise_distance(Z1, Z2[0]), "expected b of shape (N, D)"),
+]
+
+
+@pytest.mark.parametrize("call, words", BAD_NAMES, ids=[w for _, w in BAD_NAMES])
+def test_an_error_names_the_argument_as_the_signature_spells_it(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()
