@@ -9,8 +9,8 @@ import torch.nn as nn
 
 from contrastive_lab.data import ImageDataset
 from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
-                                      label_retrieval_metrics, label_subset, linear_probe_features, ndcg_at_k,
-                                      raw_pixel_features, recall_at_k)
+                                      knn_monitor, label_retrieval_metrics, label_subset, linear_probe_features,
+                                      ndcg_at_k, raw_pixel_features, recall_at_k, retrieval_monitor)
 from conftest import unit
 
 
@@ -292,3 +292,46 @@ def test_fit_logistic_regression_is_the_same_on_one_thread():
         b, _, _ = fit_logistic_regression(x, y, 3, 1e-2)
     assert torch.get_num_threads() == threads
     torch.testing.assert_close(a.weight, b.weight, atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------- monitors for fit(evaluate=...)
+class Scale(nn.Module):
+    """An 'encoder' that flattens 2×2 images and weighs each pixel by a weight the test can change."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return self.w * x.flatten(1)
+
+
+def images(n, seed):
+    return torch.rand(n, 1, 2, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def test_knn_monitor_scores_the_encoder_as_it_is_when_called():
+    enc = Scale()
+    tr_x, te_x = images(30, 0), images(10, 1)
+    tr_y, te_y = torch.arange(30) % 3, torch.arange(10) % 3
+    monitor = knn_monitor(enc, tr_x, tr_y, te_x, te_y, k=5, name="kNN")
+    before = knn_accuracy(tr_x.flatten(1), tr_y, te_x.flatten(1), te_y, 5)
+    assert monitor() == {"kNN": before}
+    w = torch.tensor([1.0, 0.0, 0.0, 3.0])
+    with torch.no_grad():
+        enc.w.copy_(w)                                  # the encoder trains on: the monitor sees it
+    after = knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 5)
+    assert after != before and monitor() == {"kNN": after}
+    assert knn_monitor(enc, tr_x, tr_y, te_x, te_y)() == {
+        "knn": knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 20)}
+
+
+def test_retrieval_monitor_lets_each_image_query_the_others():
+    enc = Scale()
+    x, y = images(20, 2), torch.arange(20) % 4
+    z = x.flatten(1)
+    want = recall_at_k(z, y, z, y, [1, 5], exclude_self=True)
+    assert retrieval_monitor(enc, x, y, ks=(1, 5), name="held-out")() == {"held-out R@1": want[1],
+                                                                           "held-out R@5": want[5]}
+    default = recall_at_k(z, y, z, y, [1, 10], exclude_self=True)
+    assert retrieval_monitor(enc, x, y)() == {"val R@1": default[1], "val R@10": default[10]}
