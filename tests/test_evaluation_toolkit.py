@@ -191,6 +191,11 @@ def test_table_prints_aligned_and_looks_rows_up():
     assert table.row("raw pixels")["k"] == 5 and table.column("probe") == [0.6712, 0.118]
     both = table + Table([{"encoder": "MAE", "probe": 0.3, "k": 1}])
     assert len(both) == 3 and both.column("encoder")[-1] == "MAE"
+    two = Table([{"encoder": "a", "probe": 0.5}], digits=1, details={"a": "k=5"}) + \
+        Table([{"encoder": "b", "probe": 0.25}], details={"b": "l2=0.01"})
+    assert two.digits == 1 and two.details == {"a": "k=5", "b": "l2=0.01"}
+    assert str(two) == "encoder  probe\na          0.5\nb          0.2"      # the left table's digits
+    assert str(Table([{"name": "a"}, {"name": "long"}])) == "name\na\nlong"    # no trailing spaces
 
 
 def test_table_errors_name_the_problem():

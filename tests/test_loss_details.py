@@ -110,6 +110,11 @@ def test_arcface_margin_beyond_pi_keeps_falling():
         assert loss.item() == pytest.approx(want, rel=1e-4)
 
 
+def test_euclidean_distance_equals_cdist_on_unequal_sets():
+    torch.testing.assert_close(pairwise_distance(Z1[:2], Z2[:3], "euclidean"), torch.cdist(Z1[:2], Z2[:3]),
+                               atol=1e-5, rtol=0)
+
+
 def test_cosine_distance_by_hand():
     want = torch.tensor([[1 - torch.nn.functional.cosine_similarity(a, b, dim=0).item() for b in Z2] for a in Z1])
     torch.testing.assert_close(pairwise_distance(Z1, Z2), want, atol=1e-6, rtol=0)
