@@ -102,6 +102,7 @@ def test_gallery_probe_split_enrols_the_first_of_each_identity():
     (lambda: equal_error_rate(torch.tensor([0.1, float("nan")]), torch.tensor([True, False])), "NaN"),
     (lambda: verification_pairs(torch.tensor([0, 1, 2])), "genuine pairs"),
     (lambda: gallery_probe_split(torch.tensor([0, 0, 1]), 1), "more than n_gallery=1"),
+    (lambda: pair_scores(torch.ones(4), torch.tensor([0]), torch.tensor([1])), r"expected emb of shape \(N, D\)"),
 ])
 def test_bad_input_gives_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
