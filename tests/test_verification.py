@@ -84,6 +84,15 @@ def test_pair_scores_are_cosines():
     torch.testing.assert_close(pair_scores(emb, torch.tensor([0, 0]), torch.tensor([1, 2])), torch.tensor([1.0, 0.0]))
 
 
+def test_pair_scores_agree_whichever_way_they_are_computed():
+    """Few pairs: row by row; many pairs: one matrix product, then indexing. Same cosines."""
+    emb = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    i, j = torch.triu_indices(6, 6, offset=1)                       # 15 pairs: 36 ≤ 60, the matrix way
+    want = torch.nn.functional.cosine_similarity(emb[i], emb[j], dim=1)
+    torch.testing.assert_close(pair_scores(emb, i, j), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(pair_scores(emb, i[:3], j[:3]), want[:3], atol=1e-6, rtol=0)   # row by row
+
+
 def test_gallery_probe_split_enrols_the_first_of_each_identity():
     labels = torch.tensor([7, 7, 3, 7, 3, 3, 3])
     gallery, probe = gallery_probe_split(labels, 1)
