@@ -178,3 +178,16 @@ BAD_NAMES = [
 def test_an_error_names_the_argument_as_the_signature_spells_it(call, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         call()
+
+
+def test_vicreg_terms_ignore_a_shift_and_take_eps_inside_the_root():
+    """Variance and covariance are about deviations from the batch mean: adding a constant to
+    every embedding changes neither. eps is added to the variance before the square root."""
+    z1 = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [2.0, 0.0], [-2.0, 0.0]])
+    z2 = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [0.0, 2.0], [0.0, -2.0]])
+    plain = vicreg_terms(z1, z2, eps=0.25)
+    shifted = vicreg_terms(z1 + 3.0, z2 + 3.0, eps=0.25)
+    for name in ("invariance", "variance", "covariance"):
+        assert shifted[name].item() == pytest.approx(plain[name].item(), abs=1e-5)
+    # per branch one dimension has variance 2/3 (std √(2/3 + 0.25) < 1), the other 10/3
+    assert plain["variance"].item() == pytest.approx(1 - math.sqrt(2 / 3 + 0.25), rel=1e-5)
