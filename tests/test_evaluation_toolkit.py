@@ -1,6 +1,7 @@
 """The evaluation toolkit of notebook 11, as worked examples: hand-computed cases, and the same
 numbers from scikit-learn (KNeighborsClassifier, LogisticRegression, ndcg_score) on the same features."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -8,9 +9,10 @@ import torch
 import torch.nn as nn
 
 from contrastive_lab.data import ImageDataset
-from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
-                                      knn_monitor, label_retrieval_metrics, label_subset, linear_probe_features,
-                                      ndcg_at_k, raw_pixel_features, recall_at_k, retrieval_monitor)
+from contrastive_lab.evaluate import (Table, alignment, choose_knn_k, evaluate_encoder, fit_logistic_regression,
+                                      knn_accuracy, knn_monitor, label_retrieval_metrics, label_subset,
+                                      linear_probe_features, ndcg_at_k, raw_pixel_features, recall_at_k,
+                                      retrieval_monitor, uniformity)
 from conftest import unit
 
 
@@ -340,3 +342,33 @@ def test_retrieval_monitor_lets_each_image_query_the_others():
                                                                            "held-out R@5": want[5]}
     default = recall_at_k(z, y, z, y, [1, 10], exclude_self=True)
     assert retrieval_monitor(enc, x, y)() == {"val R@1": default[1], "val R@10": default[10]}
+
+
+# ---------------------------------------------------------------- alignment and uniformity, details
+def test_alignment_by_hand_on_unequal_distances_and_alpha():
+    z1 = torch.tensor([unit(0), unit(0)])
+    z2 = torch.tensor([unit(60), unit(180)])                     # distances 1 and 2
+    assert alignment(z1, z2) == pytest.approx((1 + 4) / 2, abs=1e-5)
+    assert alignment(z1, z2, alpha=1.0) == pytest.approx((1 + 2) / 2, abs=1e-5)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([unit(0), unit(9)])),
+     "expected z1 and z2 of the same shape"),
+    (lambda: alignment(torch.tensor([[2.0, 0.0]]),
+                                                                       torch.tensor([unit(0)])),
+     "z1 must be L2-normalized"),
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([[2.0, 0.0]])),
+     "z2 must be L2-normalized"),
+    (lambda: uniformity(torch.tensor(unit(0))),
+     "expected z of shape (N, D)"),
+    (lambda: uniformity(torch.tensor([[2.0, 0.0], unit(0)])),
+     "z must be L2-normalized"),
+    (lambda: uniformity(torch.tensor([unit(0)])),
+     "uniformity needs at least 2 points"),
+])
+def test_alignment_and_uniformity_errors_name_the_argument(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()
