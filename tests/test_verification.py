@@ -67,6 +67,12 @@ def test_report_has_every_number():
     report = verification_report(SCORES, SAME, fars=(0.2, 0.1))
     assert set(report) == {"AUC", "EER", "TAR@FAR=0.2", "TAR@FAR=0.1"}
     assert report["TAR@FAR=0.2"] == pytest.approx(0.75)
+    # the same numbers as the one-metric functions; FAR = 1/6 is reached exactly: ≤, not <
+    report = verification_report(SCORES, SAME, fars=(1 / 6,))
+    assert report["AUC"] == pytest.approx(auc(SCORES, SAME))
+    assert report["EER"] == pytest.approx(equal_error_rate(SCORES, SAME)[0])
+    assert report[f"TAR@FAR={1 / 6:g}"] == tar_at_far(SCORES, SAME, 1 / 6) == pytest.approx(0.75)
+    assert verification_report(SCORES, SAME) == verification_report(SCORES, SAME, fars=(1e-2, 1e-3))
 
 
 def test_verification_pairs_counts_every_genuine_pair():
@@ -77,6 +83,23 @@ def test_verification_pairs_counts_every_genuine_pair():
     assert torch.equal(labels[i] == labels[j], same) and bool((i < j).all())
     i, j, same = verification_pairs(labels, max_impostors=5, generator=torch.Generator().manual_seed(0))
     assert int(same.sum()) == 4 and int((~same).sum()) == 5
+    again = verification_pairs(labels, max_impostors=5, generator=torch.Generator().manual_seed(0))
+    other = verification_pairs(labels, max_impostors=5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], i) and torch.equal(again[1], j)              # the seed repeats the draw
+    assert not (torch.equal(other[0], i) and torch.equal(other[1], j))
+
+
+def test_identity_helpers_refuse_what_is_not_a_label_vector():
+    for bad in ([0, 0, 1], torch.zeros(3, 2, dtype=torch.long)):
+        with pytest.raises(ValueError, match=r"expected labels of shape \(N,\) with N ≥ 2"):
+            verification_pairs(bad)
+        with pytest.raises(ValueError, match=r"expected labels of shape \(N,\)"):
+            first_per_identity(bad, 1)
+    with pytest.raises(ValueError, match="both genuine pairs"):
+        verification_pairs(torch.tensor([3, 3]))                 # two items: one pair, genuine only
+    # identity 0 has 2 items, identity 5 has 3: with n_gallery = 2 identity 0 has no probe left
+    with pytest.raises(ValueError, match="the smallest has 2"):
+        gallery_probe_split(torch.tensor([0, 0, 5, 5, 5]), 2)
 
 
 def test_pair_scores_are_cosines():
