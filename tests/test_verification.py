@@ -158,3 +158,33 @@ def test_settings_follow_the_profile_and_the_embedder_runs_at_toy_size():
         centres = torch.nn.Parameter(torch.randn(3, settings.embed_dim))
         arcface_loss(z, centres, torch.tensor([0, 1, 2, 0]), settings.arcface_margin, settings.arcface_scale).backward()
         assert centres.grad is not None and torch.isfinite(centres.grad).all()
+
+
+def test_rates_at_a_threshold_equal_to_a_score_count_it_as_accepted():
+    # score ≥ 0.6 is accepted: the genuine 0.6 is in, the impostor 0.7 too; FAR = 1/6 is within 1/6
+    assert far_frr(SCORES, SAME, 0.6) == pytest.approx((1 / 6, 1 / 4))
+    assert tar_at_far(SCORES, SAME, 1 / 6) == pytest.approx(0.75)
+    assert threshold_at_far(SCORES, SAME, 1 / 6) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\)"):
+        tar_at_far(SCORES, SAME, 1.0)
+
+
+def test_eer_where_the_rates_meet_exactly_on_a_step():
+    # genuine 0.9, 0.7, 0.5, 0.3; impostor 0.8, 0.6, 0.4, 0.2: at 0.6 FAR = FRR = 1/2 exactly
+    # (quarters are exact in binary), the first step where FRR ≤ FAR: its threshold is returned
+    scores = torch.tensor([0.9, 0.7, 0.5, 0.3, 0.8, 0.6, 0.4, 0.2])
+    same = torch.tensor([True] * 4 + [False] * 4)
+    eer, threshold = equal_error_rate(scores, same)
+    assert eer == 0.5 and threshold == pytest.approx(0.6)
+
+
+def test_eer_agrees_with_the_roc_curve_recipe_when_scores_tie():
+    """Scores rounded to one decimal: many genuine and impostor pairs share a score, so ROC steps
+    move FAR and TAR at once. The EER is still where the polyline meets FAR = FRR."""
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        same = torch.rand(300, generator=g) < 0.4
+        scores = (torch.randn(300, generator=g) + 1.0 * same).mul(10).round().div(10)
+        fpr, tpr, _ = roc_curve(same.numpy(), scores.numpy(), drop_intermediate=False)
+        expected = brentq(lambda x: 1.0 - x - interp1d(fpr, tpr)(x), 0.0, 1.0, xtol=1e-12)
+        assert equal_error_rate(scores, same)[0] == pytest.approx(expected, abs=1e-9)
