@@ -239,3 +239,48 @@ def test_a_step_that_is_off_draws_nothing():
         got = augment(x, replace(cfg, rotation_p=0.0, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, noise_std=0.0),
                       torch.Generator().manual_seed(2))
         torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+def test_jitter_and_blur_draw_their_parameters_across_the_ranges(monkeypatch):
+    """The per-image parameters handed to the deterministic ops: hue shifts within ±hue (both
+    signs), saturation factors within [1 − s, 1 + s], blur sigmas within their range with a
+    kernel reaching 3 · max(sigma)."""
+    import contrastive_lab.augment as aug
+
+    seen = {}
+    original_colors, original_blur = aug.adjust_colors, aug.blur_each
+
+    def spy_colors(x, b, k, s=None, hue=None):
+        seen["saturation"], seen["hue"] = s, hue
+        return original_colors(x, b, k, s, hue)
+
+    def spy_blur(x, sigma, radius):
+        seen["sigma"], seen["radius"] = sigma, radius
+        return original_blur(x, sigma, radius)
+
+    monkeypatch.setattr(aug, "adjust_colors", spy_colors)
+    monkeypatch.setattr(aug, "blur_each", spy_blur)
+    x = torch.rand(2000, 3, 2, 2)
+    color_jitter(x, saturation=0.3, hue=0.1, generator=torch.Generator().manual_seed(0))
+    assert -0.1 <= seen["hue"].min() < -0.09 and 0.09 < seen["hue"].max() <= 0.1
+    assert 0.7 <= seen["saturation"].min() < 0.71 and 1.29 < seen["saturation"].max() <= 1.3
+    gaussian_blur(torch.rand(2000, 1, 12, 12), sigma=(0.4, 1.2), generator=torch.Generator().manual_seed(1))
+    assert 0.4 <= seen["sigma"].min() < 0.41 and 1.19 < seen["sigma"].max() <= 1.2
+    assert seen["radius"] == 4                                    # ceil(3 · 1.2)
+
+
+def test_color_jitter_changes_saturation_alone():
+    x = torch.rand(8, 3, 4, 4)
+    out = color_jitter(x, brightness=0.0, contrast=0.0, saturation=0.5, hue=0.0, p=1.0,
+                       generator=torch.Generator().manual_seed(2))
+    assert ((out - x).flatten(1).abs().amax(1) > 1e-4).all()
+
+
+def test_recipes_by_name_and_a_three_dimensional_batch_is_refused():
+    from contrastive_lab.augment import CIFAR10_RECIPE, recipe_for
+
+    assert recipe_for("cifar10") is CIFAR10_RECIPE
+    with pytest.raises(ValueError, match="no augmentation recipe for 'svhn'"):
+        recipe_for("svhn")
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        augment(torch.rand(2, 3, 8))                               # one image without its batch axis
