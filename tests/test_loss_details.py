@@ -191,3 +191,13 @@ def test_vicreg_terms_ignore_a_shift_and_take_eps_inside_the_root():
         assert shifted[name].item() == pytest.approx(plain[name].item(), abs=1e-5)
     # per branch one dimension has variance 2/3 (std √(2/3 + 0.25) < 1), the other 10/3
     assert plain["variance"].item() == pytest.approx(1 - math.sqrt(2 / 3 + 0.25), rel=1e-5)
+
+
+def test_negative_cosine_and_paired_distance_by_hand():
+    # pairs at 0° and 90°: cos 1 and 0 → 2 − 2·cos = 0 and 2, mean 1; cosine distance 0 and 1
+    p = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    t = torch.tensor([[3.0, 0.0], [0.0, 2.0]])
+    assert negative_cosine(p, t).item() == pytest.approx(1.0)
+    from contrastive_lab.losses import paired_distance
+    torch.testing.assert_close(paired_distance(p, t), torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(paired_distance(p, t, "euclidean"), torch.tensor([2.0, math.sqrt(5.0)]))
