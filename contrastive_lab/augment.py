@@ -347,7 +347,8 @@ CIFAR10_RECIPE = AugmentConfig(crop_scale=(0.08, 1.0), flip_p=0.5, jitter_p=0.8,
                                contrast=0.4, saturation=0.4, hue=0.1, grayscale_p=0.2)
 """SimCLR's CIFAR-10 recipe (Chen et al. 2020, appendix B.9): random resized crop of 8–100 %
 of the area, horizontal flip, colour jitter of strength 0.5 with p = 0.8, grayscale p = 0.2,
-no blur at 32 × 32."""
+no blur at 32 × 32. The hue part is a rotation in YIQ (`hue_rotation_matrices`), close to
+torchvision's HSV shift in direction and size, not equal to it pixel for pixel."""
 
 RECIPES = {
     "cluttered_digits": DIGITS_RECIPE,

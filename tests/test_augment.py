@@ -267,6 +267,8 @@ def test_jitter_and_blur_draw_their_parameters_across_the_ranges(monkeypatch):
     gaussian_blur(torch.rand(2000, 1, 12, 12), sigma=(0.4, 1.2), generator=torch.Generator().manual_seed(1))
     assert 0.4 <= seen["sigma"].min() < 0.41 and 1.19 < seen["sigma"].max() <= 1.2
     assert seen["radius"] == 4                                    # ceil(3 · 1.2)
+    gaussian_blur(torch.rand(4, 1, 12, 12), sigma=(0.1, 0.3), generator=torch.Generator().manual_seed(1))
+    assert seen["radius"] == 1                                    # ceil(0.9): one tap each side
 
 
 def test_color_jitter_changes_saturation_alone():
