@@ -818,5 +818,7 @@ def load_checkpoint(path, modules: dict[str, torch.nn.Module],
     if device is None:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
     resumed = _load_state(path, modules, optimizer, scheduler, generators, _plain_experiment(experiment), scaler)
-    _restore_random(resumed, "now", torch.device(device), generators or {})
+    note = _restore_random(resumed, "now", torch.device(device), generators or {})
+    if note and is_main_process():
+        print(f"loading {os.fspath(path)}: {note}", flush=True)
     return resumed["epoch"], History.from_dict(resumed["history"])
