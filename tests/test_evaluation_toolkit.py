@@ -144,7 +144,8 @@ def test_label_retrieval_metrics_by_hand():
     g_labels = torch.tensor([1, 0, 1, 0])
     query, q_labels = torch.tensor([unit(10)]), torch.tensor([0])
     # ranking by angle from 10°: 0° (label 1), 30° (0), 90° (1), 180° (0) → relevant at ranks 2 and 4
-    m = label_retrieval_metrics(query, q_labels, gallery, g_labels, ks=(1, 2), k_rank=4)
+    m = label_retrieval_metrics(gallery_emb=gallery, gallery_labels=g_labels, query_emb=query, query_labels=q_labels,
+                                ks=(1, 2), k_rank=4)
     assert m["R@1"] == 0.0 and m["R@2"] == 1.0
     assert m["MRR@4"] == pytest.approx(1 / 2)
     dcg = 1 / math.log2(3) + 1 / math.log2(5)
@@ -157,32 +158,48 @@ def test_label_retrieval_agrees_with_scikit_learn_and_recall_at_k():
 
     x, y = blobs(160, d=6, classes=5, spread=2.0, seed=4)
     q, qy, g, gy = x[:40], y[:40], x[40:], y[40:]
-    m = label_retrieval_metrics(q, qy, g, gy, ks=(1, 5), k_rank=10)
+    sets = dict(gallery_emb=g, gallery_labels=gy, query_emb=q, query_labels=qy)
+    m = label_retrieval_metrics(**sets, ks=(1, 5), k_rank=10)
     scores = (torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(g, dim=1).T).numpy()
     relevance = (qy[:, None] == gy[None, :]).float().numpy()
     assert m["nDCG@10"] == pytest.approx(ndcg_score(relevance, scores, k=10))
     assert m["nDCG@10"] == pytest.approx(ndcg_at_k(scores, relevance, 10))
-    assert m["R@1"] == pytest.approx(recall_at_k(q, qy, g, gy, 1))
-    assert m["R@5"] == pytest.approx(recall_at_k(q, qy, g, gy, 5))
+    assert m["R@1"] == pytest.approx(recall_at_k(**sets, k=1))
+    assert m["R@5"] == pytest.approx(recall_at_k(**sets, k=5))
+
+
+def test_retrieval_takes_its_four_sets_by_name_only():
+    # four tensors of the same shapes in a row are easy to swap silently: a positional call is refused
+    x, y = blobs(60, d=6, classes=3, seed=1)
+    with pytest.raises(TypeError, match="positional"):
+        recall_at_k(x[:20], y[:20], x[20:], y[20:], 1)
+    with pytest.raises(TypeError, match="positional"):
+        label_retrieval_metrics(x[:20], y[:20], x[20:], y[20:])
+    # by name, the gallery is the set searched whatever the order of the keywords
+    a = recall_at_k(query_emb=x[:20], query_labels=y[:20], gallery_emb=x[20:], gallery_labels=y[20:], k=1)
+    b = recall_at_k(gallery_emb=x[20:], gallery_labels=y[20:], query_emb=x[:20], query_labels=y[:20], k=1)
+    assert a == b
 
 
 def test_exclude_self_removes_the_trivial_answer():
     z = torch.tensor([unit(0), unit(5), unit(90), unit(95)])
     y = torch.tensor([0, 1, 1, 0])
-    assert label_retrieval_metrics(z, y, z, y, ks=(1,))["R@1"] == 1.0               # each finds itself
+    itself = dict(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y)
+    assert label_retrieval_metrics(**itself, ks=(1,))["R@1"] == 1.0               # each finds itself
     # without itself: 0° → 5° (other label), 5° → 0° (other), 90° → 95° (other), 95° → 90° (other)
-    assert label_retrieval_metrics(z, y, z, y, ks=(1,), exclude_self=True)["R@1"] == 0.0
+    assert label_retrieval_metrics(**itself, ks=(1,), exclude_self=True)["R@1"] == 0.0
     with pytest.raises(ValueError, match="same set"):
-        label_retrieval_metrics(z, y, z[:3], y[:3], exclude_self=True)
+        label_retrieval_metrics(gallery_emb=z[:3], gallery_labels=y[:3], query_emb=z, query_labels=y,
+                                exclude_self=True)
 
 
 def test_retrieval_bad_input_is_named():
     with pytest.raises(ValueError, match="differ in dimension"):
-        label_retrieval_metrics(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), torch.randn(5, 2),
-                                torch.zeros(5, dtype=torch.long))
+        label_retrieval_metrics(gallery_emb=torch.randn(5, 2), gallery_labels=torch.zeros(5, dtype=torch.long),
+                                query_emb=torch.randn(3, 4), query_labels=torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"gallery_labels of shape \(5,\)"):
-        label_retrieval_metrics(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), torch.randn(5, 4),
-                                torch.zeros(4, dtype=torch.long))
+        label_retrieval_metrics(gallery_emb=torch.randn(5, 4), gallery_labels=torch.zeros(4, dtype=torch.long),
+                                query_emb=torch.randn(3, 4), query_labels=torch.zeros(3, dtype=torch.long))
 
 
 # ---------------------------------------------------------------- the table

@@ -14,6 +14,10 @@
 Every name is importable from here, `from contrastive_lab.evaluate import knn_accuracy`.
 
 Conventions shared by every function:
+- the reference set (the training set, the memory, the gallery) comes before the set
+  that is scored (the test set, the queries), as in `knn_accuracy(train…, test…)` and
+  `linear_probe(backbone, train…, test…)`; `recall_at_k` and `label_retrieval_metrics`
+  take their four tensors by name only (gallery_emb=…, query_emb=…);
 - a pair or a candidate is accepted when score >= threshold;
 - `temperature` is τ itself (a vote weighted by exp(cos / τ)), never 1/τ.
 """

@@ -1,9 +1,12 @@
 """Nearest neighbours under cosine similarity, scored with labels: k-NN accuracy and Recall@K.
 
     knn_accuracy(train_emb, train_labels, test_emb, test_labels, k)   the k-NN vote of a test point
-    recall_at_k(query_emb, query_labels, gallery_emb, gallery_labels, k)
+    recall_at_k(gallery_emb=…, gallery_labels=…, query_emb=…, query_labels=…, k=1)
                                                                       a same-label item in the top K?
     choose_knn_k(train_emb, train_labels, val_emb, val_labels)        k chosen on validation
+
+The reference set (training points, gallery) comes first, the scored set (test points,
+queries) second, as everywhere in `evaluate`.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ KNN_K_GRID = (1, 5, 10, 20, 50, 100, 200)
 
 def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
                  test_emb: torch.Tensor, test_labels: torch.Tensor, k: int = 20,
-                 chunk: int = 1024, *, temperature: float | None = None) -> float:
+                 *, temperature: float | None = None, chunk: int = 1024) -> float:
     """Fraction of test points whose k nearest training points (cosine) vote their label.
 
     Args:
@@ -32,6 +35,7 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
            weights each neighbour's vote by exp(cos / τ), as the k-NN monitors of
            InstDisc (Wu et al. 2018) and SimCLR do (τ = 0.07 to 0.1 there): the
            nearest neighbours count most, and a small τ tends to 1-NN.
+        chunk: test points scored at once (memory, not the result).
     Returns a float in [0, 1].
     """
     check_embedding_set(train_emb, train_labels, "train", classes=True)
@@ -66,13 +70,16 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
     return correct / len(test)
 
 
-def recall_at_k(query_emb: torch.Tensor, query_labels: torch.Tensor,
-                gallery_emb: torch.Tensor, gallery_labels: torch.Tensor,
+def recall_at_k(*, gallery_emb: torch.Tensor, gallery_labels: torch.Tensor,
+                query_emb: torch.Tensor, query_labels: torch.Tensor,
                 k: int | list[int] = 1, exclude_self: bool = False):
     """Recall@K: fraction of queries with at least one same-label item among their top K.
 
-    Args:
-        query_emb (Q, D), query_labels (Q,); gallery_emb (G, D), gallery_labels (G,).
+        >>> recall_at_k(gallery_emb=train_emb, gallery_labels=train_y, query_emb=test_emb, query_labels=test_y, k=1)
+
+    Args (by name only: an order of four same-shaped tensors is too easy to swap):
+        gallery_emb (G, D), gallery_labels (G,): the reference set searched;
+        query_emb (Q, D), query_labels (Q,): the items that search it.
         k: an int, or a list of ints (then a dict {k: recall} is returned).
         exclude_self: set True when the gallery is the query set itself, so
             that a query does not find itself (row i of both must be the same item).
@@ -97,9 +104,6 @@ def recall_at_k(query_emb: torch.Tensor, query_labels: torch.Tensor,
     hit = gallery_labels[top] == query_labels[:, None]           # (Q, maxK)
     result = {kk: hit[:, :kk].any(1).float().mean().item() for kk in ks}
     return result[ks[0]] if single else result
-
-
-KNN_K_GRID = (1, 5, 10, 20, 50, 100, 200)
 
 
 def choose_knn_k(train_emb: torch.Tensor, train_labels: torch.Tensor, val_emb: torch.Tensor,

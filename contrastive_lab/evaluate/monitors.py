@@ -27,6 +27,7 @@ def retrieval_monitor(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor, ks=(
     among them (each image queries the others, `exclude_self`)."""
     def evaluate() -> dict[str, float]:
         z = embed(encoder, x)
-        recall = recall_at_k(z, y, z, y, list(ks), exclude_self=True)
+        recall = recall_at_k(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y, k=list(ks),
+                             exclude_self=True)
         return {f"{name} R@{k}": recall[k] for k in ks}
     return evaluate

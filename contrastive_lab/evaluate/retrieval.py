@@ -7,7 +7,7 @@ measured by the same code (notebooks 09 and 11):
     mrr_at_k(scores, relevance, k=10)                1 / rank of the first relevant document
     retrieval_recall_at_k(scores, relevance, k=10)   a relevant document in the top k?
     retrieval_metrics(scores, relevance)             the three in one table row
-    label_retrieval_metrics(query_emb, query_labels, gallery_emb, gallery_labels)
+    label_retrieval_metrics(gallery_emb=…, gallery_labels=…, query_emb=…, query_labels=…)
                                                      the same on embeddings, relevant = same label
 """
 from __future__ import annotations
@@ -120,10 +120,13 @@ def retrieval_metrics(scores, relevance, ks=(1, 10), k_rank: int = 10) -> dict[s
     return out
 
 
-def label_retrieval_metrics(query_emb: torch.Tensor, query_labels: torch.Tensor, gallery_emb: torch.Tensor,
-                            gallery_labels: torch.Tensor, ks=(1, 10), k_rank: int = 10,
+def label_retrieval_metrics(*, gallery_emb: torch.Tensor, gallery_labels: torch.Tensor, query_emb: torch.Tensor,
+                            query_labels: torch.Tensor, ks=(1, 10), k_rank: int = 10,
                             exclude_self: bool = False) -> dict[str, float]:
     """Retrieval by cosine similarity where a gallery item is relevant when it shares the query's label.
+
+    Every argument by name, as `recall_at_k`: gallery_emb (G, D), gallery_labels (G,) the
+    reference set; query_emb (Q, D), query_labels (Q,) the items that search it.
 
     Ranks the gallery (G, D) for every query (Q, D) by cosine, and scores the
     ranking with `retrieval_recall_at_k` (R@k for every k in ks), `mrr_at_k` and

@@ -208,8 +208,8 @@ def gallery_probe_split(labels: torch.Tensor, n_gallery: int) -> tuple[torch.Ten
 
     The first n_gallery items of each identity (in order of appearance) enrol in the
     gallery; the rest are probes. Returns (gallery_index, probe_index). Score with
-    `recall_at_k(emb[probe], labels[probe], emb[gallery], labels[gallery], 1)`:
-    the share of probes whose nearest gallery item is their own identity.
+    `recall_at_k(gallery_emb=emb[gallery], gallery_labels=labels[gallery], query_emb=emb[probe],
+    query_labels=labels[probe], k=1)`: the share of probes whose nearest gallery item is their own identity.
     """
     gallery = first_per_identity(labels, n_gallery)
     counts = torch.unique(labels, return_counts=True)[1]

@@ -208,5 +208,6 @@ def _evaluate_features(train_f, val_f, test_f, data, name, fractions, knn_ks, te
         row[f"k-NN {_fraction_name(f)}"] = knn_accuracy(train_f[tr], data.train_y[tr], test_f, data.test_y, k,
                                                         temperature=temperature)
         details["knn_k"][f] = k
-    row.update(label_retrieval_metrics(test_f, data.test_y, train_f, data.train_y, ks=ks, k_rank=k_rank))
+    row.update(label_retrieval_metrics(gallery_emb=train_f, gallery_labels=data.train_y, query_emb=test_f,
+                                       query_labels=data.test_y, ks=ks, k_rank=k_rank))
     return Table([row], details={name: details})
