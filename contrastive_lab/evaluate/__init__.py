@@ -18,7 +18,7 @@ Conventions shared by every function:
   that is scored (the test set, the queries), as in `knn_accuracy(train…, test…)` and
   `linear_probe(backbone, train…, test…)`; `recall_at_k` and `label_retrieval_metrics`
   take their four tensors by name only (gallery_emb=…, query_emb=…);
-- a pair or a candidate is accepted when score >= threshold;
+- a pair or a candidate is accepted when score >= threshold (`accepts`);
 - `temperature` is τ itself (a vote weighted by exp(cos / τ)), never 1/τ.
 """
 from .geometry import alignment, uniformity
@@ -27,7 +27,7 @@ from .monitors import knn_monitor, retrieval_monitor
 from .probe import (PROBE_L2_GRID, ProbeResult, fit_logistic_regression, frozen_features, linear_probe,
                     linear_probe_features)
 from .retrieval import label_retrieval_metrics, mrr_at_k, ndcg_at_k, retrieval_metrics, retrieval_recall_at_k
-from .roc import (auc, confusion_counts, equal_error_rate, far_frr, first_per_identity, gallery_probe_split,
+from .roc import (accepts, auc, confusion_counts, equal_error_rate, far_frr, first_per_identity, gallery_probe_split,
                   pair_scores, roc, tar_at_far, threshold_at_far, verification_pairs, verification_report)
 from .toolkit import LABEL_FRACTIONS, Table, evaluate_encoder, label_subset, raw_pixel_features, single_thread
 
@@ -38,7 +38,7 @@ __all__ = [
     "PROBE_L2_GRID", "ProbeResult", "fit_logistic_regression", "frozen_features", "linear_probe",
     "linear_probe_features",
     "label_retrieval_metrics", "mrr_at_k", "ndcg_at_k", "retrieval_metrics", "retrieval_recall_at_k",
-    "auc", "confusion_counts", "equal_error_rate", "far_frr", "first_per_identity", "gallery_probe_split",
+    "accepts", "auc", "confusion_counts", "equal_error_rate", "far_frr", "first_per_identity", "gallery_probe_split",
     "pair_scores", "roc", "tar_at_far", "threshold_at_far", "verification_pairs", "verification_report",
     "LABEL_FRACTIONS", "Table", "evaluate_encoder", "label_subset", "raw_pixel_features", "single_thread",
 ]

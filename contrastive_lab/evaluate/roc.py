@@ -1,8 +1,8 @@
 """Verification ("are these two the same identity?"): pairs, ROC, EER, TAR@FAR, thresholds.
 
 Every pair gets a score (the cosine of its embeddings) and is accepted when
-score >= threshold, the one rule of the course (`production.threshold_for_precision`
-uses it too). The pairs come from identities never seen in training. Two error
+score >= threshold (`accepts`): the one rule of the course, which the near-duplicate
+threshold of `production.threshold_for_precision` follows too. The pairs come from identities never seen in training. Two error
 rates trade against each other:
     FAR (false accept rate) = accepted impostor pairs / impostor pairs
     FRR (false reject rate) = rejected genuine pairs / genuine pairs
@@ -11,6 +11,7 @@ ROC curves come from scikit-learn's `roc_curve` (fpr = FAR, tpr = TAR).
 
     verification_pairs(labels)                    genuine and impostor index pairs
     pair_scores(emb, i, j)                        cosine of each pair
+    accepts(scores, threshold)                    the decision: score >= threshold
     roc(scores, same)                             (far, tar, thresholds), scikit-learn
     auc(scores, same)                             area under the ROC, scikit-learn
     equal_error_rate(scores, same)                (eer, threshold): where FAR = FRR
@@ -88,6 +89,15 @@ def pair_scores(emb: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Te
     return (z[i] * z[j]).sum(1)
 
 
+def accepts(scores, threshold: float):
+    """The course's one decision rule: a pair is accepted (a match, a duplicate) when score >= threshold.
+
+    scores: a tensor or numpy array of any shape; returns a bool tensor or array of the same shape.
+    A score exactly at the threshold is accepted, as at the thresholds `roc` returns.
+    """
+    return scores >= threshold
+
+
 def roc(scores: torch.Tensor, same: torch.Tensor, drop_intermediate: bool = False):
     """ROC of a verifier: (far, tar, thresholds) as numpy arrays, thresholds decreasing.
 
@@ -160,14 +170,14 @@ def tar_at_far(scores: torch.Tensor, same: torch.Tensor, far: float) -> float:
 def far_frr(scores: torch.Tensor, same: torch.Tensor, threshold: float) -> tuple[float, float]:
     """(FAR, FRR) when pairs with score ≥ threshold are accepted."""
     s, y = _check_scores(scores, same)
-    accept = s >= threshold
+    accept = accepts(s, threshold)
     return float(accept[~y].mean()), float((~accept[y]).mean())
 
 
 def confusion_counts(scores: torch.Tensor, same: torch.Tensor, threshold: float) -> dict[str, int]:
     """Counts of the four outcomes at a threshold: true/false accepts, true/false rejects."""
     s, y = _check_scores(scores, same)
-    accept = s >= threshold
+    accept = accepts(s, threshold)
     return {"true accepts": int((accept & y).sum()), "false rejects": int((~accept & y).sum()),
             "false accepts": int((accept & ~y).sum()), "true rejects": int((~accept & ~y).sum())}
 
