@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..evaluate import knn_monitor
+from ..evaluate.monitors import knn_monitor
 from ..losses import DEFAULT_TEMPERATURE
 from ..model_cache import data_fingerprint, train_or_load
 from ..models import make_encoder
