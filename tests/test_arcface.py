@@ -9,13 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import circle
 from contrastive_lab.losses import arcface_loss
-
-
-def circle(*degs):
-    """Points of the unit circle at `degs` degrees: (len(degs), 2)."""
-    r = torch.tensor(degs, dtype=torch.float64).deg2rad()
-    return torch.stack([r.cos(), r.sin()], 1).float()
 
 
 def ce(logits, target):

@@ -3,7 +3,6 @@ import gzip
 import hashlib
 import pickle
 import re
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import contrastive_lab.data as data
+from conftest import write_fake_mnist
 from contrastive_lab.data import (DatasetUnavailable, load_digits, load_image_dataset, load_real_dataset,
                                   make_cluttered_digits, minibatches, pk_batches,
                                   positive_pairs_from_labels, random_triplets_from_labels)
@@ -66,20 +66,6 @@ def write_fake_cifar(folder: Path, per_batch=3, monkeypatch=None) -> dict:
     if monkeypatch is not None:
         monkeypatch.setattr(data.real, "CIFAR10_BATCH_MD5", md5s, raising=False)
     return md5s
-
-
-def write_idx(path: Path, array: np.ndarray):
-    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_fake_mnist(folder: Path, n=5):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for prefix in ("train", "t10k"):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
 
 
 def test_reads_cifar10_python_batches(tmp_path, monkeypatch):

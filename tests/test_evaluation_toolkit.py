@@ -7,15 +7,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import circle
 from contrastive_lab.data import ImageDataset
 from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
                                       label_retrieval_metrics, label_subset, linear_probe_features, ndcg_at_k,
                                       raw_pixel_features, recall_at_k)
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
 
 
 def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):
@@ -29,9 +25,9 @@ def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):
 # ---------------------------------------------------------------- k-NN with temperature-weighted votes
 def test_weighted_vote_by_hand_overrules_the_majority():
     # query at 0°: one class-0 neighbour at 0° (cos 1), two class-1 neighbours at ±60° (cos 0.5)
-    train = torch.tensor([unit(0), unit(60), unit(-60)])
+    train = circle(0, 60, -60)
     labels = torch.tensor([0, 1, 1])
-    query, truth = torch.tensor([unit(0)]), torch.tensor([0])
+    query, truth = circle(0), torch.tensor([0])
     assert knn_accuracy(train, labels, query, truth, k=3) == 0.0                   # majority: 2 votes for class 1
     # τ = 0.1: class 0 weighs e^(1/0.1) = e^10; class 1 weighs 2·e^(0.5/0.1) = 2e^5 ≈ e^5.7 → class 0
     assert knn_accuracy(train, labels, query, truth, k=3, temperature=0.1) == 1.0
@@ -77,9 +73,9 @@ def test_bad_temperature_is_named(bad):
 # ---------------------------------------------------------------- k chosen on validation
 def test_choose_knn_k_by_hand():
     # two tight class-0 points at 0°/5° and three class-1 points near 90°; a class-0 query at 40°
-    train = torch.tensor([unit(0), unit(5), unit(80), unit(85), unit(90)])
+    train = circle(0, 5, 80, 85, 90)
     labels = torch.tensor([0, 0, 1, 1, 1])
-    val, val_y = torch.tensor([unit(40)]), torch.tensor([0])
+    val, val_y = circle(40), torch.tensor([0])
     # k=1: nearest is 5° (35° away; 80° is 40° away) → right; k=5: 3 votes to 2 for class 1 → wrong
     best, scores = choose_knn_k(train, labels, val, val_y, ks=(1, 5))
     assert scores == {1: 1.0, 5: 0.0} and best == 1
@@ -140,9 +136,9 @@ def test_probe_matches_scikit_learns_logistic_regression_on_the_same_features():
 
 # ---------------------------------------------------------------- retrieval with labels as relevance
 def test_label_retrieval_metrics_by_hand():
-    gallery = torch.tensor([unit(0), unit(30), unit(90), unit(180)])
+    gallery = circle(0, 30, 90, 180)
     g_labels = torch.tensor([1, 0, 1, 0])
-    query, q_labels = torch.tensor([unit(10)]), torch.tensor([0])
+    query, q_labels = circle(10), torch.tensor([0])
     # ranking by angle from 10°: 0° (label 1), 30° (0), 90° (1), 180° (0) → relevant at ranks 2 and 4
     m = label_retrieval_metrics(gallery_emb=gallery, gallery_labels=g_labels, query_emb=query, query_labels=q_labels,
                                 ks=(1, 2), k_rank=4)
@@ -182,7 +178,7 @@ def test_retrieval_takes_its_four_sets_by_name_only():
 
 
 def test_exclude_self_removes_the_trivial_answer():
-    z = torch.tensor([unit(0), unit(5), unit(90), unit(95)])
+    z = circle(0, 5, 90, 95)
     y = torch.tensor([0, 1, 1, 0])
     itself = dict(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y)
     assert label_retrieval_metrics(**itself, ks=(1,))["R@1"] == 1.0               # each finds itself

@@ -7,13 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import circle
 from contrastive_lab.index import (IndexVersionError, batched_throughput, build_index, index_bytes, load_index,
                                    recall_vs_exact, save_index, single_query_latency)
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
 
 
 def random_unit(n, d=8, seed=0):
@@ -29,8 +25,8 @@ def test_flat_returns_exactly_the_brute_force_top_k():
 
 
 def test_inner_product_on_unit_vectors_is_cosine_by_hand():
-    corpus = torch.tensor([unit(0), unit(60), unit(90)])
-    scores, ids = build_index(corpus, "Flat", model_version="v1").search(torch.tensor([unit(10)]), k=3)
+    corpus = circle(0, 60, 90)
+    scores, ids = build_index(corpus, "Flat", model_version="v1").search(circle(10), k=3)
     assert ids.tolist() == [[0, 1, 2]]
     np.testing.assert_allclose(scores[0], [math.cos(math.radians(a)) for a in (10, 50, 80)], rtol=1e-6)
 
@@ -53,9 +49,9 @@ def test_queries_must_be_unit_length_and_the_right_dimension():
 
 
 def test_range_search_returns_everything_above_the_threshold_best_first():
-    corpus = torch.tensor([unit(0), unit(20), unit(40), unit(-15), unit(180)])
+    corpus = circle(0, 20, 40, -15, 180)
     index = build_index(corpus, "Flat", model_version="v1")
-    (ids, scores), = index.range_search(torch.tensor([unit(0)]), threshold=math.cos(math.radians(30)))
+    (ids, scores), = index.range_search(circle(0), threshold=math.cos(math.radians(30)))
     assert ids.tolist() == [0, 3, 1]                       # 0°, 15°, 20° away; 40° and 180° are out
     assert np.all(np.diff(scores) <= 0)
 
