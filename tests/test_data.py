@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import contrastive_lab.data as data
 from conftest import write_fake_mnist
+import contrastive_lab.data as data
 from contrastive_lab.data import (DatasetUnavailable, load_digits, load_image_dataset, load_real_dataset,
-                                  make_cluttered_digits, minibatches, pk_batches,
-                                  positive_pairs_from_labels, random_triplets_from_labels)
+                                  make_cluttered_digits, minibatches, pk_batches)
 from contrastive_lab.data.digits import split_indices
 
 
@@ -157,15 +156,6 @@ def test_pk_batches_hold_p_classes_of_k():
     assert len(batch) == 12 and sorted(counts[counts > 0].tolist()) == [3, 3, 3, 3]
     with pytest.raises(ValueError, match="k must be ≥ 2"):
         next(pk_batches(labels, 2, 1))
-
-
-def test_pairs_and_triplets_respect_labels():
-    labels = torch.arange(30) % 3
-    g = torch.Generator().manual_seed(0)
-    i, j = positive_pairs_from_labels(labels, 50, g)
-    assert torch.all(labels[i] == labels[j]) and torch.all(i != j)
-    a, p, n = random_triplets_from_labels(labels, 50, g)
-    assert torch.all(labels[a] == labels[p]) and torch.all(labels[a] != labels[n]) and torch.all(a != p)
 
 
 # ---------------------------------------------------------------- nothing from data/ runs code or is deleted

@@ -29,7 +29,7 @@ from ..device import get_device, make_generator
 from ..evaluate import recall_at_k
 from ..images import as_float_images, images_on_device
 from ..losses import clip_loss
-from ..models import prepare_model
+from ..models import make_encoder, prepare_model
 from ..text import TextEncoder, Tokenizer
 from ..train import History, compile_once, fit
 
@@ -141,8 +141,6 @@ class CLIP(nn.Module):
 
 def build_clip(profile, tokenizer: Tokenizer, settings: CLIPSettings | None = None) -> CLIP:
     """The CLIP model a profile asks for: make_encoder(profile) + TextEncoder."""
-    from ..models import make_encoder
-
     settings = settings or clip_settings(profile)
     text = TextEncoder(tokenizer.vocab_size, settings.text_width, pooling=settings.pooling,
                        layers=settings.text_layers)
