@@ -28,18 +28,22 @@ def _fingerprint(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def frozen_features(encoder: nn.Module, images, *, batch_size: int = 512, what: str = "the encoder") -> list:
+FROZEN_HINT = "it must stay frozen (a module that trains in forward, or BatchNorm in train mode?)"
+
+
+def frozen_features(encoder: nn.Module, images, *, batch_size: int = 512,
+                    changed: str = f"the encoder's weights or buffers changed while it was evaluated; {FROZEN_HINT}"
+                    ) -> list:
     """The features `embed(encoder, x, normalize=False)` of each tensor x (N, C, H, W) in `images`
     (a None stays None), and proof that the encoder stayed frozen.
 
     Its weights and buffers are fingerprinted before and after; a change raises RuntimeError
-    naming `what`: an evaluation that trains its encoder is fine-tuning, not evaluation.
+    with the message `changed`: an evaluation that trains its encoder is fine-tuning, not evaluation.
     """
     before = _fingerprint(encoder)
     features = [None if x is None else embed(encoder, x, batch_size=batch_size, normalize=False) for x in images]
     if _fingerprint(encoder) != before:
-        raise RuntimeError(f"{what}'s weights or buffers changed while it was evaluated; it must stay frozen "
-                           "(a module that trains in forward, or BatchNorm in train mode?)")
+        raise RuntimeError(changed)
     return features
 
 
@@ -111,7 +115,8 @@ def linear_probe(backbone: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
 
     train_x (N, C, H, W), train_y (N,); test_x (M, C, H, W), test_y (M,). Returns test accuracy.
     """
-    feats = frozen_features(backbone, (train_x, test_x, val_x), batch_size=batch_size, what="the backbone")
+    feats = frozen_features(backbone, (train_x, test_x, val_x), batch_size=batch_size,
+                            changed="the backbone changed during the linear probe; it must stay frozen")
     return linear_probe_features(feats[0], train_y, feats[1], test_y, val_f=feats[2], val_y=val_y,
                                  details=details)
 

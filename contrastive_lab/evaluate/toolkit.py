@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .knn import KNN_K_GRID, choose_knn_k, knn_accuracy
-from .probe import frozen_features, linear_probe_features
+from .probe import FROZEN_HINT, frozen_features, linear_probe_features
 from .retrieval import label_retrieval_metrics
 
 
@@ -182,7 +182,8 @@ def evaluate_encoder(encoder, data, *, name: str, fractions=LABEL_FRACTIONS, knn
                          "(load_image_dataset(..., n_val=profile.n_val)) so k and L2 are chosen on it")
     if isinstance(encoder, nn.Module):
         features = frozen_features(encoder, (data.train_x, data.val_x, data.test_x), batch_size=batch_size,
-                                   what=f"{name}: the encoder")
+                                   changed=f"{name}: the encoder's weights or buffers changed while it was "
+                                           f"evaluated; {FROZEN_HINT}")
     else:
         features = [encoder(x) for x in (data.train_x, data.val_x, data.test_x)]
     train_f, val_f, test_f = (f.detach().float().cpu() for f in features)
