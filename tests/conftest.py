@@ -1,8 +1,9 @@
-"""Helpers several test files share: points on the unit circle at known angles, fake dataset files.
+"""Helpers shared by the test modules (import them: `from conftest import circle, unit, TOY`).
 
-    from conftest import circle, unit
-
-Points at known angles make similarities a learner can work out by hand: cos(60°) = 0.5.
+    unit(deg)                 a point of the unit circle, [cos, sin]: losses and metrics worked out by hand
+    circle(*degs)             several such points as a float32 tensor (len(degs), 2)
+    TOY                       the quick profile at toy size: a 4-8-8-8 CNN, 8-d projections, batches of 16
+    write_fake_mnist(folder)  the four MNIST files, a few random images each (write_idx writes one)
 """
 import gzip
 import math
@@ -12,16 +13,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contrastive_lab.profiles import QUICK
 
-def unit(deg: float) -> torch.Tensor:
-    """The point of the unit circle at `deg` degrees, shape (2,)."""
+
+def unit(deg: float) -> list[float]:
+    """The point of the unit circle at `deg` degrees, [cos, sin]."""
     r = math.radians(deg)
-    return torch.tensor([math.cos(r), math.sin(r)])
+    return [math.cos(r), math.sin(r)]
 
 
 def circle(*degs: float) -> torch.Tensor:
-    """Points of the unit circle at `degs` degrees, shape (len(degs), 2)."""
-    return torch.stack([unit(d) for d in degs])
+    """Points of the unit circle at `degs` degrees: a float32 tensor (len(degs), 2)."""
+    return torch.tensor([unit(d) for d in degs])
+
+
+TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

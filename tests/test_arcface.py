@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import circle
 from contrastive_lab.losses import arcface_loss
+from conftest import circle
 
 
 def ce(logits, target):

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-from conftest import circle
 from contrastive_lab.data.shapes import (COLOURS, HELD_OUT, KINDS, MAX_OBJECTS, PLURALS, SHAPES, all_combos,
                                          combo_id, make_captioned_scenes)
 from contrastive_lab.losses import clip_loss, info_nce
@@ -13,6 +12,7 @@ from contrastive_lab.methods.clip import (CLIP, build_clip, chance_recall, clip_
 from contrastive_lab.models import SmallCNN
 from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.text import TextEncoder, Tokenizer, split_words
+from conftest import circle
 
 
 # ---------------------------------------------------------------- dataset

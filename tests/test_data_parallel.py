@@ -11,10 +11,9 @@ from contrastive_lab.methods.clip import build_clip, clip_settings
 from contrastive_lab.methods.data_parallel import (build_model, negatives_for_method, train_clip_data_parallel,
                                                    train_data_parallel)
 from contrastive_lab.models import make_encoder
-from contrastive_lab.profiles import QUICK
 from contrastive_lab.text import Tokenizer
+from conftest import TOY
 
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
 ONE = World(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), backend=None)
 
 

@@ -1,17 +1,19 @@
 """The evaluation toolkit of notebook 11, as worked examples: hand-computed cases, and the same
 numbers from scikit-learn (KNeighborsClassifier, LogisticRegression, ndcg_score) on the same features."""
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from conftest import circle
+from conftest import circle, unit
 from contrastive_lab.data import ImageDataset
-from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
-                                      label_retrieval_metrics, label_subset, linear_probe_features, ndcg_at_k,
-                                      raw_pixel_features, recall_at_k)
+from contrastive_lab.evaluate import (Table, alignment, choose_knn_k, evaluate_encoder, fit_logistic_regression,
+                                      knn_accuracy, knn_monitor, label_retrieval_metrics, label_subset,
+                                      linear_probe_features, ndcg_at_k, raw_pixel_features, recall_at_k,
+                                      retrieval_monitor, uniformity)
 
 
 def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):
@@ -208,6 +210,11 @@ def test_table_prints_aligned_and_looks_rows_up():
     assert table.row("raw pixels")["k"] == 5 and table.column("probe") == [0.6712, 0.118]
     both = table + Table([{"encoder": "MAE", "probe": 0.3, "k": 1}])
     assert len(both) == 3 and both.column("encoder")[-1] == "MAE"
+    two = Table([{"encoder": "a", "probe": 0.5}], digits=1, details={"a": "k=5"}) + \
+        Table([{"encoder": "b", "probe": 0.25}], details={"b": "l2=0.01"})
+    assert two.digits == 1 and two.details == {"a": "k=5", "b": "l2=0.01"}
+    assert str(two) == "encoder  probe\na          0.5\nb          0.2"      # the left table's digits
+    assert str(Table([{"name": "a"}, {"name": "long"}])) == "name\na\nlong"    # no trailing spaces
 
 
 def test_table_errors_name_the_problem():
@@ -309,3 +316,77 @@ def test_fit_logistic_regression_is_the_same_on_one_thread():
         b, _, _ = fit_logistic_regression(x, y, 3, 1e-2)
     assert torch.get_num_threads() == threads
     torch.testing.assert_close(a.weight, b.weight, atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------- monitors for fit(evaluate=...)
+class Scale(nn.Module):
+    """An 'encoder' that flattens 2×2 images and weighs each pixel by a weight the test can change."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return self.w * x.flatten(1)
+
+
+def images(n, seed):
+    return torch.rand(n, 1, 2, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def test_knn_monitor_scores_the_encoder_as_it_is_when_called():
+    enc = Scale()
+    tr_x, te_x = images(30, 0), images(10, 1)
+    tr_y, te_y = torch.arange(30) % 3, torch.arange(10) % 3
+    monitor = knn_monitor(enc, tr_x, tr_y, te_x, te_y, k=5, name="kNN")
+    before = knn_accuracy(tr_x.flatten(1), tr_y, te_x.flatten(1), te_y, 5)
+    assert monitor() == {"kNN": before}
+    w = torch.tensor([1.0, 0.0, 0.0, 3.0])
+    with torch.no_grad():
+        enc.w.copy_(w)                                  # the encoder trains on: the monitor sees it
+    after = knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 5)
+    assert after != before and monitor() == {"kNN": after}
+    assert knn_monitor(enc, tr_x, tr_y, te_x, te_y)() == {
+        "knn": knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 20)}
+
+
+def test_retrieval_monitor_lets_each_image_query_the_others():
+    enc = Scale()
+    x, y = images(20, 2), torch.arange(20) % 4
+    z = x.flatten(1)
+    itself = dict(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y)
+    want = recall_at_k(**itself, k=[1, 5], exclude_self=True)
+    assert retrieval_monitor(enc, x, y, ks=(1, 5), name="held-out")() == {"held-out R@1": want[1],
+                                                                           "held-out R@5": want[5]}
+    default = recall_at_k(**itself, k=[1, 10], exclude_self=True)
+    assert retrieval_monitor(enc, x, y)() == {"val R@1": default[1], "val R@10": default[10]}
+
+
+# ---------------------------------------------------------------- alignment and uniformity, details
+def test_alignment_by_hand_on_unequal_distances_and_alpha():
+    z1 = torch.tensor([unit(0), unit(0)])
+    z2 = torch.tensor([unit(60), unit(180)])                     # distances 1 and 2
+    assert alignment(z1, z2) == pytest.approx((1 + 4) / 2, abs=1e-5)
+    assert alignment(z1, z2, alpha=1.0) == pytest.approx((1 + 2) / 2, abs=1e-5)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([unit(0), unit(9)])),
+     "expected z1 and z2 of the same shape"),
+    (lambda: alignment(torch.tensor([[2.0, 0.0]]),
+                                                                       torch.tensor([unit(0)])),
+     "z1 must be L2-normalized"),
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([[2.0, 0.0]])),
+     "z2 must be L2-normalized"),
+    (lambda: uniformity(torch.tensor(unit(0))),
+     "expected z of shape (N, D)"),
+    (lambda: uniformity(torch.tensor([[2.0, 0.0], unit(0)])),
+     "z must be L2-normalized"),
+    (lambda: uniformity(torch.tensor([unit(0)])),
+     "uniformity needs at least 2 points"),
+])
+def test_alignment_and_uniformity_errors_name_the_argument(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()

@@ -9,8 +9,7 @@ from contrastive_lab.methods.masked_autoencoder import (MaskedAutoencoder, hide_
                                                         train_masked_autoencoder)
 from contrastive_lab.models import make_encoder
 from contrastive_lab.profiles import FULL, QUICK
-
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), batch_size=16, channels_last=False, log_every=4)
+from conftest import TOY
 
 
 def test_mask_hides_the_same_number_of_whole_patches_in_every_image():

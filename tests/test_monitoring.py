@@ -4,13 +4,13 @@ import math
 import pytest
 import torch
 
-from conftest import circle
 from contrastive_lab.monitoring import DriftMonitor, false_alarm_rate, knn_anomaly_score, mmd2, mmd_test, roc_auc
+from conftest import unit
 
 
 def test_knn_anomaly_score_by_hand():
-    reference = circle(0, 10, 20)
-    samples = circle(5, 100)
+    reference = torch.tensor([unit(0), unit(10), unit(20)])
+    samples = torch.tensor([unit(5), unit(100)])
     # k = 2: 5° is 5° from 0° and 10°; 100° is 80° and 90° from 20° and 10°
     want = [1 - math.cos(math.radians(5)), 1 - (math.cos(math.radians(80)) + math.cos(math.radians(90))) / 2]
     torch.testing.assert_close(knn_anomaly_score(reference, samples, k=2), torch.tensor(want))

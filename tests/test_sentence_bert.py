@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-from conftest import circle
 from contrastive_lab import validate
 from contrastive_lab.device import count_host_syncs
 from contrastive_lab.losses import info_nce, multiple_negatives_ranking_loss
@@ -13,6 +12,7 @@ from contrastive_lab.methods.sentence_bert import (length_batches, mine_hard_neg
 from contrastive_lab.profiles import get_profile
 from contrastive_lab.text.biencoder import BiEncoder, encode_texts
 from contrastive_lab.text.subword import SubwordTokenizer
+from conftest import unit
 
 
 # ------------------------------------------------------------------ the loss
@@ -24,9 +24,9 @@ def test_mnrl_is_info_nce_with_temperature_one_over_scale():
 
 def test_mnrl_with_a_hard_negative_by_hand():
     # two queries on the unit circle; documents and hard negatives at known angles, scale 1
-    q = circle(0, 90)
-    d = circle(0, 90)
-    h = circle(90, 0)       # each query's hard negative is the other's answer
+    q = torch.tensor([unit(0), unit(90)])
+    d = torch.tensor([unit(0), unit(90)])
+    h = torch.tensor([unit(90), unit(0)])       # each query's hard negative is the other's answer
     # query 0 candidates (d0, d1, h0, h1): cos 1, 0, 0, 1 → −log e / (2e + 2)
     expected = -math.log(math.e / (2 * math.e + 2))
     assert multiple_negatives_ranking_loss(q, d, h, scale=1.0).item() == pytest.approx(expected)
@@ -49,9 +49,9 @@ def test_symmetric_mnrl_averages_both_directions():
 
 def test_symmetric_mnrl_with_a_hard_negative_by_hand():
     # as above: query 0's candidates (d0, d1, h0, h1) have cos 1, 0, 0, 1; document 0's (q0, q1): 1, 0
-    q = circle(0, 90)
-    d = circle(0, 90)
-    h = circle(90, 0)
+    q = torch.tensor([unit(0), unit(90)])
+    d = torch.tensor([unit(0), unit(90)])
+    h = torch.tensor([unit(90), unit(0)])
     forward = -math.log(math.e / (2 * math.e + 2))
     backward = -math.log(math.e / (math.e + 1))            # hard negatives are documents: not in this half
     loss = multiple_negatives_ranking_loss(q, d, h, scale=1.0, symmetric=True)

@@ -3,6 +3,7 @@
     linear_probe(backbone, train_x, train_y, test_x, test_y)       embeds the images, then the probe
     linear_probe_features(train_f, train_y, test_f, test_y)        the probe on features (N, D)
     fit_logistic_regression(features, labels, n_classes, l2)       one fit, full-batch L-BFGS
+    principal_components(features, n_components)                   the PCA the probe may project on
     frozen_features(encoder, images, ...)                          features, and proof the encoder stayed frozen
 """
 from __future__ import annotations
@@ -121,6 +122,17 @@ def linear_probe(backbone: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
                                  details=details)
 
 
+def principal_components(features: torch.Tensor, n_components: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean (D,) of features (N, D) and their top principal directions (D, q) as columns,
+    q = min(n_components, N): no more components than samples. `(f - mean) @ directions`
+    projects onto them. Randomized SVD (`torch.pca_lowrank`, 4 power iterations): the same
+    subspace as scikit-learn's PCA where the spectrum has a gap (tests/test_evaluate.py)."""
+    centre = features.float().mean(0)
+    q = min(n_components, features.shape[0])
+    _, _, v = torch.pca_lowrank(features.float() - centre, q=q, center=False, niter=4)
+    return centre, v
+
+
 def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor,
                           test_y: torch.Tensor, *, val_f: torch.Tensor | None = None,
                           val_y: torch.Tensor | None = None, l2_grid=PROBE_L2_GRID,
@@ -158,9 +170,7 @@ def linear_probe_features(train_f: torch.Tensor, train_y: torch.Tensor, test_f: 
     train_y, test_y = train_y.long(), test_y.long()
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     if pca_dim is not None and train_f.shape[1] > pca_dim:
-        centre = train_f.float().mean(0)
-        q = min(pca_dim, train_f.shape[0])                                # no more components than samples
-        _, _, v = torch.pca_lowrank(train_f.float() - centre, q=q, center=False, niter=4)   # v: (D, q)
+        centre, v = principal_components(train_f, pca_dim)
         project = lambda f: (f.float() - centre) @ v
         train_f, test_f = project(train_f), project(test_f)
         val_f = project(val_f) if val_f is not None and len(val_f) else val_f
