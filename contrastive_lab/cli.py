@@ -55,7 +55,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import locked, write_atomically
-from .data import data_dir, load_image_dataset, make_captioned_scenes
+from .data import data_dir, load_image_dataset, make_captioned_scenes, shown_path
 from .data.folder import load_image_folder
 from .distributed import World, WorldError, cleanup, per_process_batch, rank_device, read_env, setup
 from .export import Preprocessing, export_encoder, load_exported
@@ -441,7 +441,7 @@ def finish(args: argparse.Namespace, run: dict) -> dict:
     _write_json(args.out / "history.json", record)
     print(f"loss: first step {history.loss[0]:.3f}, last step {history.loss[-1]:.3f} "
           f"({len(history.loss)} steps, {len(history.epoch_loss)} epochs); "
-          f"wrote {args.out / 'encoder.pt'} (version {version!r}) and history.json", flush=True)
+          f"wrote {shown_path(args.out / 'encoder.pt')} (version {version!r}) and history.json", flush=True)
     return record
 
 

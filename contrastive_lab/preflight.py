@@ -194,10 +194,12 @@ def available_memory_gb() -> float | None:
 
 
 def check_resources(folder: Path, profile_name: str) -> list[Check]:
+    from .data import shown_path
+
     free_disk = shutil.disk_usage(folder).free / 1024 ** 3
     need_disk = MIN_FREE_DISK_GB.get(profile_name, 2.0)
     checks = [Check("free disk", free_disk >= need_disk,
-                    f"{free_disk:.1f} GB free in {folder}" + ("" if free_disk >= need_disk else
+                    f"{free_disk:.1f} GB free in {shown_path(folder)}" + ("" if free_disk >= need_disk else
                     f": the {profile_name} profile needs {need_disk:.0f} GB; free some, or set CLAB_DATA_DIR "
                     "to a folder on a larger disk"))]
     memory = available_memory_gb()
@@ -212,14 +214,14 @@ def check_resources(folder: Path, profile_name: str) -> list[Check]:
 
 
 def check_data_folder() -> Check:
-    from .data import data_dir
+    from .data import data_dir, shown_path
 
     try:
         folder = data_dir()
         probe = folder / ".write-test"
         probe.write_text("ok")
         probe.unlink()
-        return Check("data cache", True, f"{folder} (writable)")
+        return Check("data cache", True, f"{shown_path(folder)} (writable)")
     except (OSError, ValueError) as exc:
         return Check("data cache", False, f"not writable ({exc}); set CLAB_DATA_DIR to a folder you can write to")
 

@@ -277,3 +277,18 @@ def test_a_data_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("CLAB_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(ValueError, match="the data folder .*data is a file; set CLAB_DATA_DIR to a folder"):
         data.data_dir()
+
+
+def test_shown_path_hides_the_absolute_path_of_whoever_ran_it(tmp_path, monkeypatch):
+    from contrastive_lab.data import shown_path
+
+    checkout = tmp_path / "course"
+    (checkout / "notebooks").mkdir(parents=True)
+    (checkout / "data" / "models").mkdir(parents=True)
+    monkeypatch.chdir(checkout / "notebooks")
+    assert shown_path(checkout / "data" / "models") == "../data/models"
+    assert shown_path(checkout / "notebooks") == "."
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "cache").mkdir(parents=True)
+    assert shown_path(tmp_path / "home" / "cache") == "~/cache"
+    assert str(tmp_path) not in shown_path(tmp_path / "home" / "cache")

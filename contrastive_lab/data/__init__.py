@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cache import data_dir
+from .cache import data_dir, shown_path
 from .cluttered import make_cluttered_digits
 from .digits import load_digits
 from .pairs import minibatches, pk_batches
@@ -108,7 +108,7 @@ def _cluttered(n_train: int, n_test: int, n_val: int, seed: int) -> ImageDataset
 
 
 __all__ = [
-    "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
+    "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "shown_path", "load_digits",
     "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
     "pk_batches",
 ]

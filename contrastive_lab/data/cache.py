@@ -26,3 +26,22 @@ def data_dir() -> Path:
         raise ValueError(f"cannot make the data folder {path}: a part of its path is a file; "
                          f"set {ENV_VAR} to a folder") from None
     return path
+
+
+def shown_path(path) -> str:
+    """`path` as a learner should read it in an output: relative to the working folder when
+    it lies in the same checkout (`../data/models` from notebooks/), else with `~` for the home
+    folder; never the absolute path of whoever ran it, which means nothing on another machine."""
+    path = Path(path).expanduser().resolve()
+    here = Path.cwd().resolve()
+    try:
+        relative = os.path.relpath(path, here)
+    except ValueError:                                  # another drive (Windows)
+        relative = None
+    if relative is not None and not relative.startswith(os.pardir * 2) and relative.count(os.pardir) <= 1:
+        return relative
+    home = Path.home().resolve()
+    if path == home or home in path.parents:
+        return "~/" + str(path.relative_to(home))
+    return str(path)
+
