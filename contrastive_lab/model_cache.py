@@ -47,6 +47,7 @@ from .data.download import file_hash
 from .device import seed_offset
 from .train import History
 
+MODEL_DIR_ENV_VAR = "CLAB_MODEL_DIR"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ORPHAN_AFTER_S = 3600           # a weights file no manifest names, this old, is a leftover of a lost race
 
@@ -99,8 +100,16 @@ def _check_name(name: str) -> None:
                          f"got {name!r}")
 
 
+def default_cache_folder() -> Path:
+    """$CLAB_MODEL_DIR when set (`make execute` points it at a fresh temporary folder, so a
+    full execution trains every shared model once and never touches data/models), else
+    data/models under `data_dir()`."""
+    chosen = os.environ.get(MODEL_DIR_ENV_VAR, "").strip()
+    return Path(chosen).expanduser() if chosen else data_dir() / "models"
+
+
 def _cache_folder(folder) -> Path:
-    folder = Path(folder) if folder is not None else data_dir() / "models"
+    folder = Path(folder) if folder is not None else default_cache_folder()
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"the model cache {folder} is a file, not a folder; move it away, or pass another folder")
     try:
@@ -162,7 +171,7 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
         code: what the run's code is, for the key: modules, functions or objects whose package
             modules (and everything those import) train the model. Default: (build, train),
             so a `train` that calls `train_simclr` is keyed by the source train_simclr imports.
-        folder: the cache folder (default: data/models under `data_dir()`).
+        folder: the cache folder (default: $CLAB_MODEL_DIR, else data/models under `data_dir()`).
         device: where a loaded model is moved (a trained one stays where `train` put it).
         quiet: no line saying whether it trained or loaded.
 
@@ -195,7 +204,7 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
             print(f"{name}: loaded the trained model from the cache ({stem})")
         return model, History.from_dict(state["history"])
     if not quiet:
-        print(f"{name}: training ({reason}); it is cached for later notebooks")
+        print(f"{name}: training ({reason}); it is cached for later notebooks ({stem})")
     model = build()
     history = train(model)
     state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": history.as_dict()}
