@@ -35,11 +35,14 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	CLAB_PROFILE=quick $(BIN)/python -m pytest $(NBVAL) notebooks -q
 
-# Re-execute notebooks in place (quick profile) to refresh their stored outputs.
-# One notebook: make execute NB=notebooks/02_triplet_loss.ipynb
+# Re-execute notebooks in place (quick profile) to refresh their stored outputs; each one's
+# measured time goes into its first cell, docs/teaching.md and contrastive_lab/course_timings.json.
+# All of them: in order, each in a fresh kernel, with a fresh temporary model cache (every shared
+# model trained once, by the first notebook that needs it; data/models is not touched).
+# One notebook: make execute NB=notebooks/02_triplet_loss.ipynb (the usual cache, data/models)
 # Under another seed (every seed the course sets moves by SEED): make execute SEED=1
 execute: $(STAMP)
-	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m tools.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
+	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m tools.notebook_tools execute $(if $(NB),$(NB),--whole-course $(NOTEBOOKS))
 
 # The student copy, in student/: every cell tagged "solution" becomes a placeholder (its
 # check then says "not done yet"), every output is cleared. Hand out that folder.

@@ -1,46 +1,49 @@
-"""How long each notebook takes, measured, so a teacher can plan a session and the
-pre-flight can predict the times on an attendee's machine.
+"""How long each notebook takes: the course's study plan, and the compute time measured.
 
-NOTEBOOK_SECONDS: by notebook number, seconds each notebook took top to bottom in a fresh kernel (quick profile,
-`python benchmarks/notebook_seconds.py`), on the REFERENCE machine, whose speed is the
-pre-flight's speed test (`preflight.speed_test`, ms per SimCLR step) measured at the same time.
-None = not measured yet. Another machine's times scale with its speed test:
+STUDY_MINUTES: by notebook number, the minutes a learner should plan for reading, running and
+the exercises (the course's plan; docs/teaching.md shows the same table).
 
-    expected_seconds(ms_per_step_here)   # {"00": 41.0, "01": ..., ...}
+NOTEBOOK_SECONDS and REFERENCE come from course_timings.json, which `make execute` writes
+after it has run every notebook top to bottom in a fresh kernel (quick profile, an empty
+model cache): the seconds each notebook took, and the pre-flight's speed test (ms per SimCLR
+step) on that machine at that time. Another machine's times scale with its speed test:
 
-docs/teaching.md shows the same table in minutes.
+    expected_seconds(ms_per_step_here)   # {"00": 26.0, "01": ..., ...}
+
+The first cell of every notebook and docs/teaching.md show these figures; `make execute`
+rewrites them, and tests/test_timings.py fails when they disagree.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+
+TIMINGS_FILE = Path(__file__).with_name("course_timings.json")
+
+STUDY_MINUTES: dict[str, int] = {
+    "00": 20, "01": 40, "02": 45, "03": 50, "04": 60, "05": 60, "06": 45, "07": 60,
+    "08": 45, "09": 60, "10": 45, "11": 45, "12": 60, "13": 30,
+}
 
 
 @dataclass(frozen=True)
 class Reference:
-    machine: str          # what it was, and how busy
+    machine: str          # what it was: CPU cores, torch version
     step_ms: float        # its speed test: ms per SimCLR step of the quick profile
     measured: str         # when (the course changes; re-measure after a big change)
 
 
-REFERENCE = Reference(machine="2 idle CPU cores (the CI kind), torch 2.14.1 CPU", step_ms=80.0,
-                      measured="2026-12-03")
+def read_timings(path: Path = TIMINGS_FILE) -> dict:
+    """The measured timings: {"reference": {...}, "notebooks": {"00": {"seconds": s,
+    "slowest_cells": [[code cell, s], ...]}, ...}}."""
+    return json.loads(Path(path).read_text())
 
+
+_TIMINGS = read_timings()
+REFERENCE = Reference(**_TIMINGS["reference"])
 NOTEBOOK_SECONDS: dict[str, float | None] = {
-    "00": 23.0,
-    "01": 26.0,
-    "02": 45.0,
-    "03": 74.0,
-    "04": 62.0,
-    "05": 41.0,
-    "06": 91.0,
-    "07": 78.0,
-    "08": 41.0,
-    "09": 81.0,
-    "10": 44.0,
-    "11": 72.0,
-    "12": 54.0,
-    "13": 33.0,
-}
+    number: _TIMINGS["notebooks"].get(number, {}).get("seconds") for number in STUDY_MINUTES}
 
 
 def expected_seconds(step_ms: float) -> dict[str, float | None]:

@@ -37,6 +37,9 @@ from .notebook_analysis import (SOLUTION_TAG, cells_needed, placeholder_source, 
                                 solution_readers, tags, untagged_solutions, widget_cells)
 
 PLACEHOLDER_TAG = "exercise"
+ROOT = Path(__file__).resolve().parents[1]
+TIMINGS_FILE = ROOT / "contrastive_lab" / "course_timings.json"
+NOTES = ROOT / "docs" / "teaching.md"
 MARKDOWN_PLACEHOLDER = "*Your answer here.*"
 
 
@@ -61,8 +64,10 @@ def read_notebook(path: Path):
     return nb
 
 
-def execute(path: Path, timeout: int = 600) -> float:
-    """Run a notebook in place in a fresh kernel (cwd = its folder); return seconds taken."""
+def execute(path: Path, timeout: int = 600, before_writing=None) -> float:
+    """Run a notebook in place in a fresh kernel (cwd = its folder); return seconds taken.
+    `before_writing(nb, seconds)`, if given, may change the executed notebook before it is
+    written (the course run writes the measured time into its first cell)."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -71,8 +76,63 @@ def execute(path: Path, timeout: int = 600) -> float:
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
+    if before_writing is not None:
+        before_writing(nb, seconds)
     nbformat.write(nb, path)
     return seconds
+
+
+def execute_course(paths: list[Path], whole_course: bool, timings_file: Path = TIMINGS_FILE,
+                   notes: Path = NOTES) -> None:
+    """Execute notebooks in order, each in a fresh kernel, and write each one's measured time
+    into its first cell, the timings file and the notes' table.
+
+    whole_course: the model cache is a fresh temporary folder ($CLAB_MODEL_DIR), so each shared
+    model is trained once, by the first notebook that asks for it, and loaded by the later ones
+    (tests/test_timings.py checks the stored outputs for it); the user's data/models is not
+    touched; and the pre-flight's speed test is recorded as the reference machine.
+    """
+    import os
+    import tempfile
+
+    from contrastive_lab.course_timings import STUDY_MINUTES, read_timings
+
+    from .timings import minutes_table, record_notebook, rewrite_time_line, slowest_cells, time_line, write_minutes_table
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    reference = _reference_machine(cores) if whole_course else None
+    with tempfile.TemporaryDirectory(prefix="clab-models-") as cache:
+        if whole_course:
+            os.environ["CLAB_MODEL_DIR"] = cache
+            print(f"model cache for this run: a fresh temporary folder; speed test {reference['step_ms']} ms per step",
+                  flush=True)
+        for path in paths:
+            number = path.name[:2]
+
+            def write_time(nb, seconds, number=number, path=path):
+                if number not in STUDY_MINUTES:
+                    raise NotebookError(f"{path}: no study minutes for notebook {number} in course_timings.STUDY_MINUTES")
+                rewrite_time_line(nb, time_line(STUDY_MINUTES[number], seconds, cores), str(path))
+                record_notebook(timings_file, number, seconds, slowest_cells(nb), reference)
+
+            print(f"{path}: executed in {execute(path, before_writing=write_time):.1f} s", flush=True)
+    if whole_course or notes.exists():
+        write_minutes_table(notes, minutes_table(sorted(Path(paths[0]).parent.glob("[0-9][0-9]_*.ipynb")),
+                                                 read_timings(timings_file), STUDY_MINUTES))
+
+
+def _reference_machine(cores: int) -> dict:
+    """The pre-flight's speed test on this machine now, as the timings file records it."""
+    import datetime
+
+    import torch
+
+    from contrastive_lab.preflight import speed_test
+    from contrastive_lab.profiles import get_profile
+
+    step_ms = speed_test(get_profile("quick"), torch.device("cpu"))
+    return {"machine": f"{cores} CPU cores, torch {torch.__version__.split('+')[0]}", "step_ms": round(step_ms, 1),
+            "measured": datetime.date.today().isoformat()}
 
 
 def student_notebook(nb):
@@ -246,6 +306,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.notebook_tools")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("execute", help="re-execute notebooks in place")
+    ex.add_argument("--whole-course", action="store_true",
+                    help="a fresh model cache for the run and the speed test as the timings' reference (make execute)")
     ex.add_argument("notebooks", nargs="+", type=Path)
     st = sub.add_parser("strip-solutions", help="write student copies: solutions become placeholders")
     st.add_argument("--out", type=Path, default=Path("student"))
@@ -283,11 +345,12 @@ def _run(args) -> int:
         for path, target in zip(args.notebooks, write_student_copies(args.notebooks, args.out)):
             print(f"{path} -> {target}")
         return 0
+    if args.command == "execute":
+        execute_course(args.notebooks, args.whole_course)
+        return 0
     status = 0
     for path in args.notebooks:
-        if args.command == "execute":
-            print(f"{path}: executed in {execute(path):.1f} s", flush=True)
-        elif args.command == "widget-notebooks":
+        if args.command == "widget-notebooks":
             import nbformat
 
             small, widgets = widget_notebook(path)
