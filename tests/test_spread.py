@@ -1,0 +1,52 @@
+"""spread: a difference is an effect only when it holds on every seed."""
+import json
+
+import pytest
+
+from contrastive_lab.spread import (SpreadUnavailable, compare, holds_on_every_seed, load_spread, record,
+                                    spread_table)
+from tools.seed_spread import collect
+
+
+def test_record_returns_the_value_and_writes_only_in_a_seed_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("CLAB_RECORD_DIR", raising=False)
+    assert record("06", "queue_8", 0.31) == 0.31
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("CLAB_RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("CLAB_SEED", "2")
+    record("06", "queue_8", 0.31)
+    record("06", "queue_1024", 0.36)
+    assert json.loads((tmp_path / "06-seed2.json").read_text()) == {"queue_8": 0.31, "queue_1024": 0.36}
+    with pytest.raises(ValueError, match="not a finite number"):
+        record("06", "broken", float("nan"))
+
+
+def test_collect_needs_every_name_on_every_seed(tmp_path):
+    (tmp_path / "06-seed0.json").write_text(json.dumps({"a": 0.5, "b": 0.4}))
+    (tmp_path / "06-seed1.json").write_text(json.dumps({"a": 0.6, "b": 0.3}))
+    assert collect(tmp_path, "06", [0, 1]) == {"seeds": [0, 1], "values": {"a": [0.5, 0.6], "b": [0.4, 0.3]}}
+    (tmp_path / "06-seed2.json").write_text(json.dumps({"a": 0.6}))
+    with pytest.raises(ValueError, match="not recorded on every seed"):
+        collect(tmp_path, "06", [0, 1, 2])
+
+
+def test_compare_calls_an_effect_only_what_holds_on_every_seed(tmp_path):
+    spread = {"seeds": [0, 1, 2], "values": {"big": [0.36, 0.35, 0.37], "small": [0.31, 0.30, 0.33],
+                                              "noisy": [0.37, 0.33, 0.36]}}
+    assert compare(spread, "big", "small").startswith("big ahead of small on every seed (by +0.040 to +0.050")
+    assert compare(spread, "small", "big").startswith("small behind big on every seed")
+    assert "a tie at this scale" in compare(spread, "noisy", "big")
+    assert holds_on_every_seed(spread, "big", "small", margin=0.03)
+    assert not holds_on_every_seed(spread, "big", "small", margin=0.045)
+    table = spread_table(spread, ["big", "small"])
+    assert "0.360   0.350   0.370" in table
+    with pytest.raises(KeyError, match="was not recorded over seeds"):
+        compare(spread, "big", "missing")
+
+
+def test_load_spread_says_how_to_make_a_missing_file(tmp_path):
+    with pytest.raises(SpreadUnavailable, match="python -m tools.seed_spread notebooks/06_"):
+        load_spread("06", tmp_path)
+    (tmp_path / "seeds_06.json").write_text(json.dumps({"seeds": [0, 1, 2], "values": {"a": [1.0, 2.0]}}))
+    with pytest.raises(ValueError, match="one value per seed"):
+        load_spread("06", tmp_path)

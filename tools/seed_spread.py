@@ -1,0 +1,91 @@
+"""Run notebooks under several seeds and store what they `record`, for `spread.load_spread`.
+
+    python -m tools.seed_spread notebooks/06_moco.ipynb [--seeds 0 1 2]
+
+Each seed runs a copy of the notebook top to bottom in a fresh kernel (quick profile,
+CLAB_SEED=s, the notebooks folder as working folder, a temporary model cache shared by the
+seeds: a cached model's key includes its seed). The stored notebook is not touched. Every
+value the notebook passes to `contrastive_lab.spread.record` is collected, and
+benchmarks/results/seeds_NN.json gets one value per seed for each name. A seed whose run
+stops (an assertion that does not hold on that seed) writes nothing and exits 1: an
+assertion must hold on every seed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from contrastive_lab.atomic import write_atomically
+from contrastive_lab.spread import RESULTS_DIR
+
+
+def run_seed(notebook: Path, seed: int, record_dir: Path, model_dir: Path, timeout: int = 1200) -> float:
+    """Execute a copy of `notebook` under CLAB_SEED=seed; return its seconds."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ.update(CLAB_SEED=str(seed), CLAB_PROFILE="quick", CLAB_RECORD_DIR=str(record_dir),
+                      CLAB_MODEL_DIR=str(model_dir))
+    nb = nbformat.read(notebook, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook.parent.resolve())}}).execute()
+    return time.perf_counter() - start
+
+
+def collect(record_dir: Path, number: str, seeds: list[int]) -> dict:
+    """{"seeds": seeds, "values": {name: [one value per seed]}} from the seed runs' records."""
+    per_seed = []
+    for seed in seeds:
+        path = record_dir / f"{number}-seed{seed}.json"
+        per_seed.append(json.loads(path.read_text()) if path.exists() else {})
+    names = sorted(set().union(*per_seed))
+    missing = [(n, s) for n in names for s, rec in zip(seeds, per_seed) if n not in rec]
+    if missing:
+        raise ValueError(f"notebook {number}: not recorded on every seed: {missing[:5]}")
+    return {"seeds": seeds, "values": {n: [round(rec[n], 4) for rec in per_seed] for n in names}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.seed_spread")
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="clab-seeds-") as tmp:
+        model_dir = Path(tmp) / "models"
+        model_dir.mkdir()
+        for notebook in args.notebooks:
+            number = notebook.name[:2]
+            record_dir = Path(tmp) / number
+            record_dir.mkdir()
+            seconds = []
+            try:
+                for seed in args.seeds:
+                    seconds.append(run_seed(notebook, seed, record_dir, model_dir))
+                    print(f"{notebook.name}: seed {seed} done in {seconds[-1]:.0f} s", flush=True)
+                result = collect(record_dir, number, args.seeds)
+            except Exception as exc:                   # a cell failed: report it, write nothing
+                print(f"{notebook.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}",
+                      file=sys.stderr, flush=True)
+                status = 1
+                continue
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+            result.update(notebook=notebook.name, profile="quick", commit=commit,
+                          seconds=[round(s) for s in seconds])
+            args.out.mkdir(parents=True, exist_ok=True)
+            target = args.out / f"seeds_{number}.json"
+            write_atomically(target, lambda t: Path(t).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n"))
+            print(f"{notebook.name}: wrote {target} ({len(result['values'])} names)", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
