@@ -5,6 +5,10 @@
     notebook_analysis  a static reading of a notebook's cells: which names each cell reads and
                        binds, what a solution defines, what a widget needs
     mutation_score     the kill rate per module of the last `make mutation` run
+    timings            measured times into each notebook's first cell, docs/teaching.md and
+                       contrastive_lab/course_timings.json (make execute)
+    seed_spread        notebooks run under seeds 0, 1, 2; what they record goes to
+                       benchmarks/results/seeds_NN.json (python -m tools.seed_spread NB)
 
 `make execute`, `make student`, the browser test and the notebook tests call them. A
 learner never needs them; the measured notebook timings the pre-flight reads stay in the
