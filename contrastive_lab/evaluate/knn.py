@@ -32,8 +32,8 @@ def knn_accuracy(train_emb: torch.Tensor, train_labels: torch.Tensor,
         k: neighbours that vote, 1 ≤ k ≤ N. Each neighbour has one vote; a tie
            goes to the tied class with the larger summed similarity.
         temperature: None (default) for one vote per neighbour. A number τ > 0
-           weights each neighbour's vote by exp(cos / τ), as the k-NN monitors of
-           InstDisc (Wu et al. 2018) and SimCLR do (τ = 0.07 to 0.1 there): the
+           weights each neighbour's vote by exp(cos / τ), InstDisc's weighted vote
+           (Wu et al. 2018, τ = 0.07), also MoCo's CIFAR-10 monitor (τ = 0.1): the
            nearest neighbours count most, and a small τ tends to 1-NN.
         chunk: test points scored at once (memory, not the result).
     Returns a float in [0, 1].

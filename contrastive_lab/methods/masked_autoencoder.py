@@ -15,7 +15,10 @@ What is special about it, and all this file adds to the shared fit loop:
 Where it differs from MAE: MAE's ViT drops the hidden patches from its input,
 a CNN sees them as gray squares; the small CNN pools its feature map into one
 vector, from which a two-layer MLP decoder paints the whole image (MAE's decoder
-is a small Transformer over patch tokens). It is "in the MAE spirit", at a size
+is a small Transformer over patch tokens); the target is normalized per channel
+within each patch, where MAE normalizes each patch over all its pixels and channels
+together (so here a patch's colour is removed entirely, in MAE only its brightness and
+contrast). It is "in the MAE spirit", at a size
 a CPU trains in seconds.
 
 Design notes (quick profile, 6 epochs, validation split, made while writing

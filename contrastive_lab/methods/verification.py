@@ -41,7 +41,8 @@ class VerificationSettings:
     leak_steps: steps of the two leakage runs, which train on far fewer images and must
         fit their identities (memorize them) for the leak to show.
     lr: Adam learning rate.
-    arcface_margin, arcface_scale: ArcFace's m (radians) and s (Deng et al. 2019's values).
+    arcface_margin, arcface_scale: ArcFace's m (radians; 0.5 as in Deng et al. 2019) and s (30 here,
+        a smaller scale than the paper's 64, for 64-d embeddings and a short run).
     supcon_temperature: SupCon's τ (notebook 04's).
     triplet_margin: the triplet loss's margin on cosine distance (notebook 02's).
     target_far: the false accept rate a threshold is calibrated for.
