@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from contrastive_lab.distributed import nt_xent_gathered
-from contrastive_lab.exercises.nb13 import check_negatives_plan, check_simulated_ranks, check_twin_columns
+from contrastive_lab.exercises.nb13 import (GATHERS, check_gather_decision, check_negatives_plan, check_twin_columns,
+                                            measure_gather)
 from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.scaling import read_history, scaling_settings, shell_line, torchrun_command
 
@@ -40,23 +41,29 @@ def test_negatives_plan_right_and_wrong():
         check_negatives_plan(RIGHT, ["c"])
 
 
-def four_ranks(z1, z2):
-    n = z1.shape[0] // 4
-    return [nt_xent_gathered(z1[r * n:(r + 1) * n], z2[r * n:(r + 1) * n], z1, z2, r, 0.2) for r in range(4)]
+def test_measure_gather_finds_what_each_gather_breaks():
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(32, 8, generator=g)
+    z2 = z1 + 0.5 * torch.randn(32, 8, generator=g)
+    gaps = {name: measure_gather(name, z1, z2) for name in GATHERS}
+    assert gaps["A"][0] < 1e-5 and gaps["A"][1] < 1e-6                 # the autograd gather is exact
+    assert gaps["B"][0] < 1e-5 and gaps["B"][1] > 1e-3                 # plain all_gather: loss right, gradient wrong
+    assert gaps["C"][0] > 0.1 and gaps["D"][0] > 0.1                   # wrong order, no gather: the loss moves
+    with pytest.raises(ValueError, match="not divisible by 4"):
+        measure_gather("A", z1[:30], z2[:30])
+    with pytest.raises(ValueError, match="no gather 'E'"):
+        measure_gather("E", z1, z2)
 
 
-def test_simulated_ranks_right_and_wrong(capsys):
-    z = torch.randn(2, 16, 5, generator=torch.Generator().manual_seed(0))
-    check_simulated_ranks(four_ranks, z[0], z[1])
-    assert "mean over 4 processes" in capsys.readouterr().out
-    from contrastive_lab.losses import nt_xent
-    alone = lambda z1, z2: [nt_xent(z1[r * 8:(r + 1) * 8], z2[r * 8:(r + 1) * 8], 0.2) for r in range(4)]  # noqa: E731
-    with pytest.raises(AssertionError, match="WITHOUT the gather"):
-        check_simulated_ranks(alone)
-    rank0 = lambda z1, z2: [nt_xent_gathered(z1[r * 8:(r + 1) * 8], z2[r * 8:(r + 1) * 8], z1, z2, 0, 0.2)  # noqa: E731
-                            for r in range(4)]
-    with pytest.raises(AssertionError, match="every process used rank 0"):
-        check_simulated_ranks(rank0)
+def test_gather_decision_right_and_wrong(capsys):
+    check_gather_decision({"B", "C", "D"}, {"C", "D"})
+    assert "only the gradient" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="it is the correct gather"):
+        check_gather_decision({"A", "B", "C", "D"}, {"C", "D"})
+    with pytest.raises(AssertionError, match=r"gradient column for \['B'\]"):
+        check_gather_decision({"C", "D"}, {"C", "D"})
+    with pytest.raises(AssertionError, match="a loss curve cannot reveal it"):
+        check_gather_decision({"B", "C", "D"}, {"B", "C", "D"})
 
 
 def test_torchrun_line_is_what_a_learner_types():

@@ -87,46 +87,80 @@ def check_negatives_plan(negatives: dict, enough) -> None:
            "per-process losses stay at 254")
 
 
-@self_check
-def check_simulated_ranks(fn, z1: torch.Tensor | None = None, z2: torch.Tensor | None = None) -> None:
-    """Exercise 3: fn(z1, z2) → the list of W = 4 per-process losses (NT-Xent, τ = 0.2) for a
-    batch z1, z2 (4n, D) split over 4 processes in rank order, each scoring its own 2n views
-    against all 8n. With the notebook's z1, z2 the check also reports what they measure."""
+def _keep(parts: list, rank: int):
+    return torch.cat(parts), rank
+
+
+def _plain(parts: list, rank: int):
+    return torch.cat([p if i == rank else p.detach() for i, p in enumerate(parts)]), rank
+
+
+def _arrival(parts: list, rank: int):
+    order = [1, 0] + list(range(2, len(parts)))           # rank 1 happened to answer first
+    return torch.cat([parts[i] for i in order]), rank
+
+
+def _own_only(parts: list, rank: int):
+    return parts[rank], 0
+
+
+GATHERS = {
+    "A": ("every rank's rows, concatenated with autograd (distributed.gather)", _keep),
+    "B": ("every rank's rows; the other ranks' received by a plain all_gather (no autograd)", _plain),
+    "C": ("every rank's rows, in the order the processes' messages arrived", _arrival),
+    "D": ("this rank's rows only (no gather)", _own_only),
+}
+
+
+def measure_gather(name: str, z1: torch.Tensor, z2: torch.Tensor, world_size: int = 4,
+                   temperature: float = 0.2) -> tuple[float, float]:
+    """Simulate `world_size` processes that gather with GATHERS[name]; return (loss gap, gradient
+    gap): how far the mean of their NT-Xent losses, and its gradient on z1 and z2, are from one
+    process's NT-Xent on the whole batch z1, z2 (B, D), B divisible by world_size."""
     from ..distributed import nt_xent_gathered
     from ..losses import nt_xent
 
-    if not callable(fn):
-        raise AssertionError("pass your function itself, e.g. check_simulated_ranks(four_ranks, z1, z2)")
-    g = torch.Generator().manual_seed(13)
-    a, b = torch.randn(32, 6, generator=g), torch.randn(32, 6, generator=g)
-    b = a + 0.5 * b                                           # twins somewhat aligned: the ranks differ
-    got = fn(a, b)
-    if not isinstance(got, (list, tuple)) or len(got) != 4:
-        raise AssertionError("return a list of the 4 processes' losses, rank 0 first")
-    got = torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in got])
-    n = 8
-    want = torch.stack([nt_xent_gathered(a[r * n:(r + 1) * n], b[r * n:(r + 1) * n], a, b, r, 0.2)
-                        for r in range(4)])
-    if not torch.allclose(got, want, atol=1e-5):
-        alone = torch.stack([nt_xent(a[r * n:(r + 1) * n], b[r * n:(r + 1) * n], 0.2) for r in range(4)])
-        if torch.allclose(got, alone, atol=1e-5):
-            raise AssertionError("these are four processes WITHOUT the gather (each alone, 2n − 2 negatives): "
-                                 "pass the whole z1, z2 as the gathered keys")
-        rank_zero = torch.stack([nt_xent_gathered(a[r * n:(r + 1) * n], b[r * n:(r + 1) * n], a, b, 0, 0.2)
-                                 for r in range(4)])
-        if torch.allclose(got, rank_zero, atol=1e-5):
-            raise AssertionError("every process used rank 0's offset: pass each process's own rank")
-        raise AssertionError(f"expected per-rank losses {[round(v, 4) for v in want.tolist()]}, got "
-                             f"{[round(v, 4) for v in got.tolist()]}: rank r owns rows r·n … r·n + n − 1, "
-                             "with τ = 0.2")
-    if z1 is None:
-        passed("four per-process losses whose mean is the loss of the whole batch")
-        return
-    losses = torch.stack([torch.as_tensor(v).detach().float().reshape(()) for v in fn(z1, z2)])
-    n = z1.shape[0] // 4
-    whole = nt_xent(z1.detach(), z2.detach(), 0.2).item()
-    if abs(losses.mean().item() - whole) > 1e-4:
-        raise AssertionError(f"on the notebook's batch the mean of your losses ({losses.mean().item():.4f}) "
-                             f"differs from NT-Xent on all {4 * n} images ({whole:.4f})")
-    passed(f"mean over 4 processes {losses.mean().item():.2f} = NT-Xent on all {4 * n} images {whole:.2f}; "
-           f"ln(2·{n}·4 − 1) = {math.log(8 * n - 1):.2f}, one process alone ln(2·{n} − 1) = {math.log(2 * n - 1):.2f}")
+    if name not in GATHERS:
+        raise ValueError(f"no gather {name!r}: choose one of {sorted(GATHERS)}")
+    if z1.shape[0] % world_size:
+        raise ValueError(f"z1 has {z1.shape[0]} rows: not divisible by {world_size} processes")
+    gather = GATHERS[name][1]
+    a, b = z1.detach().clone().requires_grad_(), z2.detach().clone().requires_grad_()
+    whole = nt_xent(a, b, temperature)
+    want_a, want_b = torch.autograd.grad(whole, (a, b))
+    n = a.shape[0] // world_size
+    parts1, parts2 = list(a.split(n)), list(b.split(n))
+    losses = []
+    for rank in range(world_size):
+        (all1, as_rank), (all2, _) = gather(parts1, rank), gather(parts2, rank)
+        losses.append(nt_xent_gathered(parts1[rank], parts2[rank], all1, all2, as_rank, temperature))
+    mean = torch.stack(losses).mean()
+    got_a, got_b = torch.autograd.grad(mean, (a, b))
+    grad_gap = torch.cat([(got_a - want_a).flatten(), (got_b - want_b).flatten()]).abs().max()
+    return abs(mean.item() - whole.item()), grad_gap.item()
+
+
+@self_check
+def check_gather_decision(broken, loss_shows) -> None:
+    """Exercise 3: broken = the gathers of GATHERS that do not reproduce one process's training
+    on the whole batch; loss_shows = those of them whose LOSS already gives them away."""
+    try:
+        broken, loss_shows = {str(x).upper() for x in broken}, {str(x).upper() for x in loss_shows}
+    except TypeError:
+        raise AssertionError("give two collections of letters, e.g. broken = {'B'}, loss_shows = set()") from None
+    if not broken <= set(GATHERS) or not loss_shows <= set(GATHERS):
+        raise AssertionError(f"use the letters of GATHERS: {sorted(GATHERS)}")
+    if "A" in broken:
+        raise AssertionError("A's loss and gradient both match the one-process run (gaps at float32 rounding): "
+                             "it is the correct gather")
+    if broken != {"B", "C", "D"}:
+        missing = sorted({"B", "C", "D"} - broken)
+        raise AssertionError(f"look again at the gradient column for {missing}: a gather is broken when either "
+                             "gap is above rounding")
+    if loss_shows != {"C", "D"}:
+        if "B" in loss_shows:
+            raise AssertionError("B's loss equals the one-process loss to rounding: only its gradient is off, "
+                                 "so a loss curve cannot reveal it")
+        raise AssertionError("C and D change the loss itself (wrong twins, or too few negatives): the loss shows them")
+    passed("B, C and D are broken; C and D change the loss, but B (the plain all_gather) only the gradient: "
+           "check gradients, not just the loss curve, when you change how embeddings are gathered")
