@@ -1,15 +1,20 @@
 """Helpers shared by the test modules (import them: `from conftest import circle, unit, TOY`).
 
-    unit(deg)       a point of the unit circle, [cos, sin]: losses and metrics worked out by hand
-    circle(*degs)   several such points as a float32 tensor (len(degs), 2)
-    TOY             the quick profile at toy size: a 4-8-8-8 CNN, 8-d projections, batches of 16
-    run_torchrun(args, nproc, env=...)   `python -m contrastive_lab.cli ARGS` on nproc gloo processes
+    unit(deg)                 a point of the unit circle, [cos, sin]: losses and metrics worked out by hand
+    circle(*degs)             several such points as a float32 tensor (len(degs), 2)
+    TOY                       the quick profile at toy size: a 4-8-8-8 CNN, 8-d projections, batches of 16
+    write_fake_mnist(folder)  the four MNIST files, a few random images each (write_idx writes one)
+    run_torchrun(args)        `python -m contrastive_lab.cli ARGS` on 2 gloo processes (torchrun)
 """
+import gzip
 import math
 import os
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from contrastive_lab.profiles import QUICK
@@ -27,6 +32,22 @@ def circle(*degs: float) -> torch.Tensor:
 
 
 TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An MNIST-style IDX file (gzipped, uint8) holding `array`."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fake_mnist(folder: Path, n=5) -> None:
+    """The four MNIST files in `folder`, n random 28×28 images each split, labels 0, 1, 2 …"""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
 
 
 def run_torchrun(args, nproc=2, timeout=240, env=None) -> subprocess.CompletedProcess:

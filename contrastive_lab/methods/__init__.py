@@ -17,7 +17,8 @@
     course_models       the reference models trained once and shared between notebooks
 
 What they share lives once: `views.py` (data on the device, views, the optimization
-recipe) and `contrastive_lab.train.fit` (the loop). A method the command line and the
+recipe), `momentum.py` (EMA encoders and the key queue of MoCo and BYOL) and
+`contrastive_lab.train.fit` (the loop). A method the command line and the
 multi-process trainer can run ends its file with a registry entry, `METHOD = Method(...)`
 (`registry.py`); a new one is one new file (and a line here).
 """

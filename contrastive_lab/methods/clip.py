@@ -298,8 +298,10 @@ def cross_modal_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, content:
     {"image→text": {k: recall}, "text→image": {k: recall}}.
     """
     ks = list(ks)
-    return {"image→text": recall_at_k(image_emb, content, text_emb, content, ks),
-            "text→image": recall_at_k(text_emb, content, image_emb, content, ks)}
+    return {"image→text": recall_at_k(gallery_emb=text_emb, gallery_labels=content, query_emb=image_emb,
+                                      query_labels=content, k=ks),
+            "text→image": recall_at_k(gallery_emb=image_emb, gallery_labels=content, query_emb=text_emb,
+                                      query_labels=content, k=ks)}
 
 
 def chance_recall(content: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:

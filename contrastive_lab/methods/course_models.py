@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..evaluate import knn_monitor
+from ..evaluate.monitors import knn_monitor
 from ..losses import DEFAULT_TEMPERATURE
 from ..model_cache import cache_key, data_fingerprint, train_or_load
 from ..models import make_encoder

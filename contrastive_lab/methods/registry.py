@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -59,6 +60,7 @@ from ..augment import Views
 from ..train import Recipe
 
 DATA_KINDS = ("images", "captions")
+PACKAGE = __name__.rpartition(".")[0]          # contrastive_lab.methods
 
 
 @dataclass(frozen=True)
@@ -197,12 +199,14 @@ class Method:
 
 # ---------------------------------------------------------------- finding methods
 def registered() -> dict[str, Method]:
-    """name → Method of every module of `contrastive_lab.methods` that defines `METHOD`."""
-    from .. import methods as package
+    """name → Method of every module of `contrastive_lab.methods` that defines `METHOD`.
 
+    The modules are imported by name here, not by an import statement, so that a model's
+    cache key (`code_version`, the import closure of its training code) does not take in
+    every method through this file."""
     found = {}
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        module = importlib.import_module(f"{PACKAGE}.{info.name}")
         method = getattr(module, "METHOD", None)
         if isinstance(method, Method):
             found[method.name] = method
