@@ -14,8 +14,10 @@ import torch
 from contrastive_lab import cli
 from contrastive_lab.augment import DIGITS_RECIPE, Views, make_views, two_views
 from contrastive_lab.device import count_host_syncs
+from contrastive_lab.distributed import cleanup, free_port, run_processes, setup
 from contrastive_lab.losses import SUPCON_TEMPERATURE, supcon_loss
 from contrastive_lab.methods import supcon
+from contrastive_lab.methods.clip import clip_pairs_loss
 from contrastive_lab.methods.data_parallel import train_method
 from contrastive_lab.methods.registry import Method, TrainingData, get_method, registered
 from contrastive_lab.methods.views import augment_recipe, train_on_views
@@ -174,6 +176,31 @@ def test_a_method_of_ones_own_trains_on_two_processes_under_gloo(toy_method, tmp
     assert record["status"] == "done" and len(record["loss"]) == 64 // 16
 
 
+def toy_worker(rank, port, folder, out_dir):
+    """One of 2 gloo processes: the toy method, found by its import path, trained by `train_method`."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    sys.path.insert(0, folder)
+    world = setup("cpu", timeout_s=120)
+    method = get_method(TOY_MODULE)
+    torch.manual_seed(rank)                                   # different weights: DDP starts both from rank 0's
+    x = images(64, 32)
+    model = method.build(TOY, method.options_of(), TrainingData(x))
+    history = train_method(method, model, x, TOY, world, batch_size=8, epochs=1, progress=False)
+    torch.save({"loss": history.loss, "params": [p.detach() for p in model.parameters()]},
+               os.path.join(out_dir, f"rank{rank}.pt"))
+    cleanup()
+
+
+def test_a_method_of_ones_own_trains_under_run_processes(toy_method, tmp_path):
+    run_processes(toy_worker, 2, (free_port(), str(toy_method.folder), str(tmp_path)), 180)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert len(ranks[0]["loss"]) == 64 // 16 and all(torch.isfinite(torch.tensor(r["loss"])).all() for r in ranks)
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):     # the processes stay in step
+        torch.testing.assert_close(a, b)
+
+
 def test_an_option_of_another_method_is_refused_in_one_line(tmp_path, capsys):
     assert cli.main(["train", "byol", "--profile", "quick", "--device", "cpu", "--temperature", "0.1",
                      "--out", str(tmp_path / "o")]) == 2
@@ -246,3 +273,17 @@ def test_supcon_has_one_temperature_default():
     loss_default = inspect.signature(supcon_loss).parameters["temperature"].default
     trainer_default = inspect.signature(supcon.train_supcon).parameters["temperature"].default
     assert loss_default == trainer_default == SUPCON_TEMPERATURE == 0.1
+
+
+def test_the_image_caption_loss_takes_what_the_model_returns_after_the_embeddings():
+    """A SigLIP-like model returns (image_emb, text_emb, scale, bias): the pair loss passes both
+    to its loss and logs both by name (branch i28's SigLIP trains through train_clip this way)."""
+    scale, bias = torch.tensor(10.0), torch.tensor(-2.0)
+
+    def model(images, ids):
+        return images.flatten(1), ids.float(), scale, bias
+    seen = []
+    loss_fn = clip_pairs_loss(model, lambda i, t, s, b: seen.append((s, b)) or (i.sum() + t.sum()) * s + b)
+    loss, logged = loss_fn(torch.ones(2, 1, 1, 2), torch.ones(2, 2, dtype=torch.long))
+    assert seen == [(scale, bias)] and loss.item() == 8 * 10.0 - 2.0
+    assert logged.keys() == {"logit_scale", "logit_bias"}

@@ -169,18 +169,22 @@ def tokenize_captions(tokenizer: Tokenizer, captions: list[list[str]]) -> torch.
     return flat.view(n, p, -1)
 
 
-def clip_pairs_loss(model: nn.Module, *, gathered: bool = False):
-    """(images (B, C, H, W), ids (B, L)) → (the symmetric InfoNCE of the pairs, {"logit_scale": tensor}).
+LOGIT_PARAMETERS = ("logit_scale", "logit_bias")     # what a model's forward returns after the embeddings
 
-    model: a CLIP, or its DDP-wrapped copy on several processes. gathered: score against the
-    captions and images of every process (`distributed.global_clip_loss`; on one process it
-    is `losses.clip_loss`, up to the order of float32 sums).
+
+def clip_pairs_loss(model: nn.Module, loss=clip_loss):
+    """(images (B, C, H, W), ids (B, L)) → (loss of the pairs, {"logit_scale": tensor, ...}).
+
+    model: a CLIP, or its DDP-wrapped copy on several processes. Its forward returns the two
+    embeddings (B, D) and then what `loss` takes besides them (CLIP: the scale; a SigLIP:
+    the scale and the bias), each logged by name. loss: (image_emb, text_emb, *those) → loss;
+    `losses.clip_loss` (the default), or `distributed.global_clip_loss` to score against the
+    captions and images of every process (on one process it equals `clip_loss`, up to the
+    order of float32 sums).
     """
-    loss = global_clip_loss if gathered else clip_loss
-
     def loss_fn(images: torch.Tensor, ids: torch.Tensor):
-        image_emb, text_emb, scale = model(images, ids)
-        return loss(image_emb, text_emb, scale), {"logit_scale": scale.detach()}
+        image_emb, text_emb, *logit = model(images, ids)
+        return loss(image_emb, text_emb, *logit), {name: v.detach() for name, v in zip(LOGIT_PARAMETERS, logit)}
     return loss_fn
 
 
@@ -221,8 +225,10 @@ def train_on_captions(loss_fn, model: nn.Module, scenes, tokenizer: Tokenizer, p
 
 def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings, profile, *,
                epochs: int | None = None, device=None, evaluate=None, checkpoint=None, seed: int = 0,
-               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP") -> History:
-    """Train `model` on captioned scenes with the symmetric InfoNCE (`train_on_captions`).
+               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP",
+               loss=clip_loss) -> History:
+    """Train `model` on captioned scenes with the symmetric InfoNCE, or another image–text
+    `loss` (`train_on_captions`).
 
     Args:
         model: a CLIP; moved to `device` (channels_last if the profile says so).
@@ -232,11 +238,14 @@ def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings
         profile: amp, channels_last, compile, store_uint8, log_every.
         evaluate: () → {metric: value}, run every settings.eval_every epochs.
         checkpoint: a file path: saved every epoch, resumed from when it exists.
+        loss: (image_emb, text_emb, *what the model's forward returns after them) → loss;
+            `losses.clip_loss` here, a sigmoid loss for a SigLIP (`clip_pairs_loss`).
     The learning rate decays to 0 over the run on a cosine, as CLIP's does (no
     warm-up needed at this scale); the scale is clamped after every step.
-    Returns the History; history.metrics["logit_scale"] holds the scale after every step.
+    Returns the History; history.metrics["logit_scale"] holds the scale after every step
+    (and "logit_bias" the bias, for a model that has one).
     """
-    return train_on_captions(clip_pairs_loss(model), model, scenes, tokenizer, profile,
+    return train_on_captions(clip_pairs_loss(model, loss), model, scenes, tokenizer, profile,
                              recipe=clip_recipe(settings).given(epochs=epochs), device=device, evaluate=evaluate,
                              eval_every=settings.eval_every, after_step=model.clamp_logit_scale_,
                              checkpoint=checkpoint, seed=seed, max_seconds=max_seconds, progress=progress, desc=desc)
@@ -327,7 +336,7 @@ def _clip_sizes(profile) -> dict:
 METHOD = Method(
     name="clip", title="CLIP", data="captions",
     build=lambda profile, options, data: build_clip(profile, data.tokenizer),
-    loss=lambda run: clip_pairs_loss(run.part, gathered=True),
+    loss=lambda run: clip_pairs_loss(run.part, global_clip_loss),
     after_step=lambda model: model.clamp_logit_scale_,
     negatives_per_query=lambda model, batch, world: batch * world - 1,
     recipe=lambda profile: clip_recipe(clip_settings(profile)),
