@@ -32,7 +32,7 @@ class SentenceSettings(Settings):
     batch_size, epochs, lr, warmup: the main run (linear warm-up, then cosine decay).
     finetune_epochs, finetune_lr: the short runs that start from the main model.
     adapt_epochs: the in-domain fine-tune of the domain-shift run (a smaller set, more epochs).
-    scale: the loss's logit scale (1 / temperature).
+    scale: the loss's logit scale (1 / temperature), called `scale` as in sentence-transformers.
     symmetric: train in both directions (query → document and document → query).
     amp, log_every: the profile's (autocast on CUDA, bf16 or fp16 by GPU; read the loss every this many steps).
     """
