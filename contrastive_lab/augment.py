@@ -25,9 +25,15 @@ afterwards (the course's training loop does; autocast would too).
 profile trains CIFAR-10 with SimCLR's recipe and digits with one that keeps
 them readable.
 
+`Views` says how many views of each image a method trains on and at which
+sizes: two at the image size (SimCLR, MoCo, BYOL), or multi-crop (Caron et al.
+2020, SwAV; DINO): a few global crops at the image size and several small local
+crops of a small part of the image, resized to a few pixels a side.
+
     >>> cfg = AugmentConfig()
     >>> g = torch.Generator().manual_seed(0)
     >>> v1, v2 = two_views(images, cfg, generator=g)   # images (N, 3, H, W) in [0, 1]
+    >>> crops = make_views(images, cfg, Views(n_global=2, n_local=4, local_size=16), g)
 """
 from __future__ import annotations
 
@@ -122,12 +128,13 @@ def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.T
 
 @in_float32
 def random_resized_crop(x: torch.Tensor, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
-                        flip_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Crop a random box from every image and resize it back to (H, W); optional flip.
+                        flip_p: float = 0.0, generator: torch.Generator | None = None,
+                        size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Crop a random box from every image and resize it to `size` (default: back to (H, W)); optional flip.
 
     x: (N, C, H, W). Each image gets its own box: area fraction uniform in
     `scale`, log-aspect-ratio uniform in log(`ratio`), position uniform where
-    the box fits. Returns (N, C, H, W).
+    the box fits. Returns (N, C, *size).
     """
     _check_images(x)
     n = x.shape[0]
@@ -145,7 +152,8 @@ def random_resized_crop(x: torch.Tensor, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out_size = list(x.shape[:2]) + list(size if size is not None else x.shape[-2:])
+    grid = F.affine_grid(theta, out_size, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -308,15 +316,19 @@ def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generato
 
 @in_float32
 def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
-            generator: torch.Generator | None = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Apply the whole pipeline of `config` to a batch, fresh parameters per image.
 
-    x: (N, C, H, W) float in [0, 1], on any device. Returns (N, C, H, W) in [0, 1].
+    x: (N, C, H, W) float in [0, 1], on any device. size: the output's (h, w), when the
+    crop is resized to another size than the image's (multi-crop's local crops).
+    Returns (N, C, H, W), or (N, C, *size), in [0, 1].
     """
     _check_images(x)
     out = x
-    if config.crop_scale != (1.0, 1.0) or config.crop_ratio != (1.0, 1.0) or config.flip_p > 0:
-        out = random_resized_crop(out, config.crop_scale, config.crop_ratio, config.flip_p, generator)
+    resize = size is not None and tuple(size) != tuple(x.shape[-2:])
+    if config.crop_scale != (1.0, 1.0) or config.crop_ratio != (1.0, 1.0) or config.flip_p > 0 or resize:
+        out = random_resized_crop(out, config.crop_scale, config.crop_ratio, config.flip_p, generator,
+                                  size if resize else None)
     if config.rotation_p > 0:
         out = random_rotation(out, config.rotation_degrees, config.rotation_p, generator)
     if config.jitter_p > 0:
@@ -340,6 +352,58 @@ def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     view2[i] come from the same image.
     """
     return augment(x, config, generator), augment(x, config, generator)
+
+
+@dataclass(frozen=True)
+class Views:
+    """How many augmented views of each image a method trains on, and their sizes.
+
+    n_global: views at the image's own size, each cropped with the recipe's crop_scale.
+    n_local: small views (multi-crop): each crops `local_scale` of the image's area
+        and is resized to local_size × local_size pixels (cheap to encode: at a quarter
+        of the side, a sixteenth of the pixels), with the recipe's other augmentations.
+
+    Views() is the two views of SimCLR, MoCo and BYOL; DINO's CIFAR-size multi-crop
+    is Views(n_global=2, n_local=6, local_size=16, local_scale=(0.05, 0.4)).
+    """
+
+    n_global: int = 2
+    n_local: int = 0
+    local_size: int = 0
+    local_scale: tuple[float, float] = (0.05, 0.4)
+
+    def __post_init__(self):
+        if self.n_global < 1 or self.n_local < 0:
+            raise ValueError(f"Views needs n_global >= 1 and n_local >= 0, got {self.n_global} and {self.n_local}")
+        if self.n_local and self.local_size < 1:
+            raise ValueError(f"local crops need their side in pixels: local_size >= 1, got {self.local_size}")
+        if not 0 < self.local_scale[0] <= self.local_scale[1] <= 1:
+            raise ValueError(f"local_scale must be an area range inside (0, 1], got {self.local_scale}")
+
+    @property
+    def count(self) -> int:
+        return self.n_global + self.n_local
+
+
+@in_float32
+def make_views(x: torch.Tensor, config: AugmentConfig | None, views: Views = Views(),
+               generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """The views `views` asks for, of every image: global ones first, then local ones.
+
+    x: (N, C, H, W) float in [0, 1], on any device. config: the recipe, or None for no
+    augmentation (global views are then x itself; local views x resized). Every view
+    draws its own per-image parameters on x's device, in float32 with autocast off; no
+    value is read on the host. Returns a list of n_global tensors (N, C, H, W), then
+    n_local tensors (N, C, local_size, local_size); entry i of each comes from image i.
+    With Views() and a recipe it equals `two_views` (the same draws in the same order).
+    """
+    if config is None:                                  # no augmentation: the images, resized for local views
+        config = small = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0)
+    else:
+        small = replace(config, crop_scale=views.local_scale)
+    out = [augment(x, config, generator) for _ in range(views.n_global)]
+    side = (views.local_size, views.local_size)
+    return out + [augment(x, small, generator, size=side) for _ in range(views.n_local)]
 
 
 @in_float32

@@ -5,7 +5,12 @@
     torchrun --standalone --nproc_per_node 8 -m contrastive_lab.cli train simclr --profile full --out runs/simclr
     python -m contrastive_lab.cli train simclr --data my_images/ --out runs/mine     # your own images
 
-METHOD is simclr, moco, byol or clip. Every process trains on its shard of each
+METHOD is a registered method (simclr, moco, byol, clip: every file of `methods/` with a
+`METHOD` entry, see `methods.registry`), or the import path of a module of your own that
+defines one (`train my_pkg.my_method`, or `my_pkg.my_method:NAME`): this file names no
+method, it reads their entries. Each method's options are flags (--temperature, --queue-size,
+--momentum, --symmetric, ...); an option the chosen method does not take is refused.
+Every process trains on its shard of each
 global batch (`--batch-size` images per process), with the negatives gathered
 from all of them (`contrastive_lab.distributed`); gloo on CPU, NCCL on CUDA.
 Rank 0 prints, shows the progress bar and writes, in --out:
@@ -36,8 +41,9 @@ export's check (which may compile the encoder again) keeps nobody waiting either
 host sync; on gloo and NCCL alike). MoCo shuffles its keys across the processes
 (shuffle-BN) and takes `--symmetric`.
 
-`--data DIR` trains on your own images (a torchvision ImageFolder: DIR/<class>/<image>;
-the labels are not used for training). CLIP trains on the generated captioned scenes.
+`--data DIR` trains a method on images on your own images (a torchvision ImageFolder:
+DIR/<class>/<image>; the labels are not used for training). A method on image–caption
+pairs (CLIP) trains on the generated captioned scenes.
 The multi-node command lines (torchrun on every node, or Slurm) are in `MULTI_NODE`.
 """
 from __future__ import annotations
@@ -60,9 +66,8 @@ from .data.folder import load_image_folder
 from .distributed import World, WorldError, cleanup, per_process_batch, rank_device, read_env, setup
 from .export import Preprocessing, export_encoder, load_exported
 from .model_cache import data_fingerprint
-from .methods.clip import clip_settings
-from .methods.data_parallel import (METHODS, build_model, negatives_for_method, train_clip_data_parallel,
-                                    train_data_parallel)
+from .methods.data_parallel import train_method
+from .methods.registry import Method, Option, Projected, TrainingData, get_method, registered
 from .models import make_encoder
 from .profiles import PROFILES, get_profile
 from .text import Tokenizer
@@ -92,32 +97,56 @@ srun torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 8 --rdzv-backend c10d \\
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def method_options(methods: list[Method]) -> dict[str, list[tuple[Method, Option]]]:
+    """option name → the (method, option) pairs that declare it, over `methods`; an option two
+    methods share (temperature, momentum) is one flag, of one type."""
+    by_name: dict[str, list[tuple[Method, Option]]] = {}
+    for method in methods:
+        for option in method.options:
+            by_name.setdefault(option.name, []).append((method, option))
+    for name, pairs in by_name.items():
+        kinds = {type(option.default) for _, option in pairs}
+        if len(kinds) > 1:
+            raise ValueError(f"option {name!r} has defaults of different types in "
+                             f"{[m.name for m, _ in pairs]}; give them one type")
+    return by_name
+
+
+def build_parser(extra: Method | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser: the common flags and every registered method's options (and `extra`'s,
+    a method of your own)."""
+    known = registered()
+    methods = list(known.values()) + ([extra] if extra is not None and extra.name not in known else [])
     parser = argparse.ArgumentParser(prog="python -m contrastive_lab.cli",
                                      description="Train a contrastive model on one process or many (torchrun).",
                                      epilog=MULTI_NODE, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train METHOD and export its encoder",
                            epilog=MULTI_NODE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("method", choices=METHODS)
+    train.add_argument("method", metavar="METHOD",
+                       help=f"one of {', '.join(sorted(known))}, or the import path of a module that defines "
+                            "METHOD (my_pkg.my_method, or my_pkg.my_method:NAME)")
     train.add_argument("--profile", choices=sorted(PROFILES), default=None,
                        help="sizes and recipe (default: $CLAB_PROFILE, else full on CUDA, quick otherwise)")
     train.add_argument("--epochs", type=int, default=None,
-                       help="epochs (default: the profile's for METHOD; SimCLR has its own count)")
+                       help="epochs (default: METHOD's recipe: the profile's, SimCLR's own count, CLIP's)")
     size = train.add_mutually_exclusive_group()
     size.add_argument("--batch-size", type=int, default=None,
-                      help="images per process and step (default: the profile's)")
+                      help="images per process and step (default: METHOD's recipe, the profile's for most)")
     size.add_argument("--global-batch-size", type=int, default=None,
                       help="images per step over all processes (must divide by their number)")
-    train.add_argument("--lr", type=float, default=None, help="learning rate (default: the profile's)")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (default: METHOD's recipe, the profile's for most)")
     train.add_argument("--lr-scaling", choices=LR_SCALING, default="none",
                        help="scale the lr with the global batch relative to the profile's batch: "
                             "linear (×k, SGD/LARS recipes) or sqrt (×√k, Adam-type); default none")
-    train.add_argument("--temperature", type=float, default=0.2, help="τ of SimCLR's and MoCo's loss")
-    train.add_argument("--queue-size", type=int, default=4096, help="MoCo's queue of negatives")
-    train.add_argument("--momentum", type=float, default=0.99, help="MoCo's / BYOL's EMA momentum")
-    train.add_argument("--symmetric", action="store_true",
-                       help="MoCo: both views are queries, each against the other's keys")
+    for name, pairs in method_options(methods).items():
+        option = pairs[0][1]
+        described = "; ".join(f"{m.name}: {o.help}, default {o.default}" for m, o in pairs)
+        if isinstance(option.default, bool):          # a switch: giving it flips the default
+            train.add_argument(option.flag, action="store_const", const=not option.default, default=None,
+                               help=described)
+        else:
+            train.add_argument(option.flag, type=type(option.default), default=None, help=described)
     train.add_argument("--data", type=Path, default=None,
                        help="train on your own images: a folder DIR/<class>/<image> (ImageFolder)")
     train.add_argument("--image-size", type=int, default=32, help="side images from --data are resized to")
@@ -145,21 +174,19 @@ def scaled_lr(lr: float, global_batch: int, reference_batch: int, rule: str) -> 
 
 
 # ---------------------------------------------------------------- the export and reading it back
-class _ImageTower(nn.Sequential):
-    """CLIP's image side: encoder, then projection into the shared space."""
-
-
-def export_run_encoder(model: nn.Module, method: str, path: Path, *, version: str, profile,
+def export_run_encoder(model: nn.Module, method: Method | str, path: Path, *, version: str, profile,
                        image_size: tuple[int, int], in_channels: int = 3) -> dict:
-    """Export what the run learned for serving (`export.export_encoder`): the encoder
-    without its head (CLIP: image encoder + projection), with the architecture recorded
-    so that `load_run_encoder` can rebuild it."""
-    architecture = {"method": method, "backbone": profile.backbone, "cnn_widths": list(profile.cnn_widths),
+    """Export what the run learned for serving (`export.export_encoder`): what the method
+    serves (`Method.served`: the encoder without its head, or an encoder and its projection
+    into a shared space, as CLIP's image side), with the architecture recorded so that
+    `load_run_encoder` can rebuild it."""
+    method = get_method(method)
+    served = method.served(model)
+    architecture = {"method": method.name, "backbone": profile.backbone, "cnn_widths": list(profile.cnn_widths),
                     "in_channels": in_channels}
-    if method == "clip":
-        architecture["embed_dim"] = model.embed_dim
-        model = _ImageTower(model.image_encoder, model.image_projection)
-    return export_encoder(model, path, version=version, architecture=architecture,
+    if isinstance(served, Projected):
+        architecture["embed_dim"] = served[1].out_features
+    return export_encoder(served, path, version=version, architecture=architecture,
                           preprocessing=Preprocessing(image_size=image_size, channels=in_channels))
 
 
@@ -168,8 +195,8 @@ def build_run_encoder(meta: dict) -> nn.Module:
     arch = meta["architecture"]
     profile = get_profile("quick").replace(backbone=arch["backbone"], cnn_widths=tuple(arch["cnn_widths"]))
     encoder = make_encoder(profile, in_channels=arch["in_channels"])
-    if arch["method"] == "clip":
-        return _ImageTower(encoder, nn.Linear(encoder.feature_dim, arch["embed_dim"], bias=False))
+    if "embed_dim" in arch:                       # an encoder and its projection (CLIP's image side)
+        return Projected(encoder, nn.Linear(encoder.feature_dim, arch["embed_dim"], bias=False))
     return encoder
 
 
@@ -194,9 +221,10 @@ def _check_folder(path: Path, flag: str) -> None:
             break
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace, method: Method | None = None) -> None:
     """Refuse settings that cannot be meant, before anything is loaded or written (ValueError,
-    one line). A value the user gives is used as given: 0 never means "the default"."""
+    one line). A value the user gives is used as given: 0 never means "the default". An
+    option of another method than `method` (default: args.method's) is refused."""
     positive = {"--epochs": args.epochs, "--batch-size": args.batch_size,
                 "--global-batch-size": args.global_batch_size, "--n-train": args.n_train}
     for flag, value in positive.items():
@@ -206,8 +234,14 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--lr must be a number > 0, got {args.lr}")
     if args.image_size < 8:
         raise ValueError(f"--image-size must be at least 8 pixels, got {args.image_size}")
-    if args.symmetric and args.method != "moco":
-        raise ValueError(f"--symmetric is MoCo's option; {args.method} has no queries and keys to swap")
+    method = get_method(args.method) if method is None else method
+    own = {o.name for o in method.options}
+    for name, pairs in method_options(list(registered().values()) + [method]).items():
+        if name not in own and getattr(args, name, None) is not None:
+            owners = list(dict.fromkeys(m.title for m, _ in pairs))
+            whose = f"{owners[0]}'s option" if len(owners) == 1 else \
+                f"an option of {', '.join(owners[:-1])} and {owners[-1]}"
+            raise ValueError(f"{pairs[0][1].flag} is {whose}; {method.name} does not take it")
     if args.version is not None and not args.version.strip():
         raise ValueError("--version must not be empty; leave it out for the default tag, which names the run")
     _check_folder(args.out, "--out")
@@ -242,21 +276,21 @@ def _check_image_size(profile, in_channels: int, image_size: int) -> None:
 
 
 # ---------------------------------------------------------------- the experiment, and resuming it
-def experiment_settings(method: str, profile, *, data: dict, global_batch: int, lr: float, epochs: int,
-                        seed: int, method_settings: dict) -> dict:
+def experiment_settings(method: Method | str, profile, *, data: dict, global_batch: int, lr: float, epochs: int,
+                        seed: int, method_settings: dict, recipe=None) -> dict:
     """What makes a run this run, as plain data: a resume must match it. Not in it: the
     device and the number of processes (a run may resume on others), and the number of
-    epochs when the learning rate is constant (a resume may train longer)."""
-    if method == "clip":
-        schedule = {"optimizer": "adam", "lr_schedule": "cosine", "warmup_epochs": 0}
-    else:
-        schedule = {"optimizer": profile.optimizer, "weight_decay": profile.weight_decay,
-                    "lr_schedule": profile.lr_schedule, "warmup_epochs": profile.warmup_epochs}
+    epochs when the learning rate is constant (a resume may train longer). recipe: the
+    method's optimization (`Method.recipe_for`, its default)."""
+    method = get_method(method)
+    recipe = recipe if recipe is not None else method.recipe_for(profile)
+    schedule = {"optimizer": recipe.optimizer, "weight_decay": recipe.weight_decay,
+                "lr_schedule": recipe.schedule, "warmup_epochs": recipe.warmup_epochs}
     if schedule["lr_schedule"] != "constant" or schedule["warmup_epochs"]:
         schedule["epochs"] = epochs                    # the schedule's shape depends on the run's length
     model = {"backbone": profile.backbone, "cnn_widths": list(profile.cnn_widths), "proj_dim": profile.proj_dim,
              **method_settings}
-    return {"method": method, "model": model, "data": data, "global_batch": global_batch, "lr": lr,
+    return {"method": method.name, "model": model, "data": data, "global_batch": global_batch, "lr": lr,
             "schedule": schedule, "seed": seed}
 
 
@@ -312,47 +346,60 @@ def run_version(method: str, profile_name: str, seed: int, experiment: dict, mod
 # ---------------------------------------------------------------- the data, before the processes meet
 @dataclasses.dataclass
 class RunData:
-    """What a run trains on: images (N, C, H, W) or CLIP's captioned scenes and their tokenizer."""
+    """What a run trains on (`training`: images, and captions with their tokenizer for a
+    method on image–caption pairs), where it came from, and its record for the experiment."""
     source: str
     data: dict                                  # name, size and fingerprint, for the experiment
-    image_size: tuple[int, int]
-    train_x: torch.Tensor | None = None
-    scenes: object = None
-    tokenizer: Tokenizer | None = None
+    training: TrainingData
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.training.images.shape[-2:])
 
     @property
     def n_images(self) -> int:
-        return len(self.train_x) if self.train_x is not None else len(self.scenes.images)
+        return len(self.training)
+
+
+def load_captions(args: argparse.Namespace, method: Method, profile) -> RunData:
+    """The generated captioned scenes and a tokenizer built from their captions."""
+    if args.data is not None:
+        others = sorted(name for name, m in registered().items() if m.data == "images")
+        raise ValueError(f"{method.title} trains on image–caption pairs; --data folders hold images only. "
+                         f"Use {', '.join(others[:-1])} or {others[-1]} with --data")
+    n = args.n_train if args.n_train is not None else method.n_train(profile)
+    scenes = make_captioned_scenes(n, "train", seed=args.seed)
+    tokenizer = Tokenizer.from_texts(c for phrasings in scenes.captions for c in phrasings)
+    return RunData("captioned scenes", {"source": "captioned scenes", "images": len(scenes.images),
+                                        "fingerprint": data_fingerprint(scenes.images)},
+                   TrainingData(scenes.images, scenes.captions, tokenizer))
+
+
+def load_images(args: argparse.Namespace, method: Method, profile) -> RunData:
+    """Images from --data (an ImageFolder), else the profile's dataset (downloaded the first time)."""
+    if args.data is not None:
+        train_x, _, classes = load_image_folder(args.data, args.image_size, args.n_train, args.seed)
+        _check_image_size(profile, train_x.shape[1], args.image_size)
+        source, name = f"{args.data} ({len(train_x)} images, {len(classes)} folders)", "folder"
+    else:
+        n = args.n_train if args.n_train is not None else method.n_train(profile)
+        with locked(data_dir() / ".download.lock"):
+            loaded = load_image_dataset(profile.dataset, n, n_test=1, seed=args.seed)
+        train_x, source = loaded.train_x, loaded.name
+        name = source
+    return RunData(source, {"source": name, "images": len(train_x), "image_size": list(train_x.shape[-2:]),
+                            "fingerprint": data_fingerprint(train_x)}, TrainingData(train_x))
+
+
+LOADERS = {"images": load_images, "captions": load_captions}     # a method's `data` → its loader
 
 
 def load_run_data(args: argparse.Namespace) -> RunData:
     """Load (the first time: download) the run's data. Every process calls it before the
     process group starts, one at a time per data folder (`atomic.locked`), so a download
     never keeps the others waiting in a collective and is never done twice at once."""
-    profile = get_profile(args.profile)
-    if args.method == "clip":
-        if args.data is not None:
-            raise ValueError("CLIP trains on image–caption pairs; --data folders hold images only. "
-                             "Use simclr, moco or byol with --data")
-        n = args.n_train if args.n_train is not None else clip_settings(profile).n_train
-        scenes = make_captioned_scenes(n, "train", seed=args.seed)
-        tokenizer = Tokenizer.from_texts(c for phrasings in scenes.captions for c in phrasings)
-        return RunData("captioned scenes", {"source": "captioned scenes", "images": len(scenes.images),
-                                            "fingerprint": data_fingerprint(scenes.images)},
-                       tuple(scenes.images.shape[-2:]), scenes=scenes, tokenizer=tokenizer)
-    if args.data is not None:
-        train_x, _, classes = load_image_folder(args.data, args.image_size, args.n_train, args.seed)
-        _check_image_size(profile, train_x.shape[1], args.image_size)
-        source, name = f"{args.data} ({len(train_x)} images, {len(classes)} folders)", "folder"
-    else:
-        n = args.n_train if args.n_train is not None else profile.n_train
-        with locked(data_dir() / ".download.lock"):
-            loaded = load_image_dataset(profile.dataset, n, n_test=1, seed=args.seed)
-        train_x, source = loaded.train_x, loaded.name
-        name = source
-    image_size = tuple(train_x.shape[-2:])
-    return RunData(source, {"source": name, "images": len(train_x), "image_size": list(image_size),
-                            "fingerprint": data_fingerprint(train_x)}, image_size, train_x=train_x)
+    method = get_method(args.method)
+    return LOADERS[method.data](args, method, get_profile(args.profile))
 
 
 # ---------------------------------------------------------------- train
@@ -360,84 +407,74 @@ def train(args: argparse.Namespace, world: World, run_data: RunData | None = Non
     """Train on this process (the data from `load_run_data`, loaded here when not given). Rank 0
     writes history.json when the run starts; `finish` exports and writes the rest. Returns the
     run: {"record", "model", "history", "experiment", "seconds"}."""
-    check_args(args)
+    method = get_method(args.method)
+    check_args(args, method)
     run_data = load_run_data(args) if run_data is None else run_data
     profile = get_profile(args.profile)
     say = print if world.is_main else (lambda *a, **k: None)
-    clip = clip_settings(profile) if args.method == "clip" else None
-    reference_batch = clip.batch_size if clip else profile.batch_size
+    recipe = method.recipe_for(profile)
     if args.global_batch_size is not None:
         batch_size = per_process_batch(args.global_batch_size, world.world_size)
     else:
-        batch_size = reference_batch if args.batch_size is None else args.batch_size
+        batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
     if batch_size < 2:
         raise ValueError(f"the batch per process must hold at least 2 images, got {batch_size}")
     global_batch = batch_size * world.world_size
-    base_lr = args.lr if args.lr is not None else (clip.lr if clip else profile.lr)
-    lr = scaled_lr(base_lr, global_batch, reference_batch, args.lr_scaling)
-    epochs = args.epochs if args.epochs is not None else (clip.epochs if clip else profile.epochs_of(args.method))
+    base_lr = args.lr if args.lr is not None else recipe.lr
+    lr = scaled_lr(base_lr, global_batch, recipe.batch_size, args.lr_scaling)
+    epochs = args.epochs if args.epochs is not None else recipe.epochs
     checkpoint = args.checkpoint if args.checkpoint is not None else args.out / "checkpoint.pt"
+    options = method.options_of(**{o.name: getattr(args, o.name, None) for o in method.options})
 
     torch.manual_seed(args.seed)                   # the same initial model on every process
-    if clip:
-        model = build_model("clip", profile, tokenizer=run_data.tokenizer, clip=clip)
-        method_settings = {k: v for k, v in dataclasses.asdict(clip).items()
-                           if k not in ("batch_size", "epochs", "lr", "n_train", "n_test", "n_zero_shot", "eval_every")}
-    else:
-        model = build_model(args.method, profile, in_channels=run_data.train_x.shape[1], queue_size=args.queue_size,
-                            momentum=args.momentum, symmetric=args.symmetric)
-        method_settings = {"simclr": {"temperature": args.temperature},
-                           "moco": {"temperature": args.temperature, "queue_size": args.queue_size,
-                                    "momentum": args.momentum, "symmetric": args.symmetric},
-                           "byol": {"momentum": args.momentum}}[args.method]
+    model = method.build(profile, options, run_data.training)
     n_images = run_data.n_images
     if n_images < global_batch:
         raise ValueError(f"one step takes a global batch of {global_batch} images ({batch_size} per process × "
                          f"{world.world_size}), but there are only {n_images}; lower --batch-size or give more images")
-    negatives = negatives_for_method(args.method, model, batch_size, world.world_size)
-    experiment = experiment_settings(args.method, profile, data=run_data.data, global_batch=global_batch, lr=lr,
-                                     epochs=epochs, seed=args.seed, method_settings=method_settings)
+    method.check(model, batch_size, world.world_size)
+    negatives = method.negatives_per_query(model, batch_size, world.world_size)
+    experiment = experiment_settings(method, profile, data=run_data.data, global_batch=global_batch, lr=lr,
+                                     epochs=epochs, seed=args.seed, recipe=recipe,
+                                     method_settings={**vars(options), **method.sizes(profile)})
     check_resume(args.out, checkpoint, experiment)
     if world.world_size > 1:
         torch.distributed.barrier()                # every process checked before rank 0 writes
-    record = {"method": args.method, "profile": profile.name, "world_size": world.world_size,
+    record = {"method": method.name, "profile": profile.name, "world_size": world.world_size,
               "backend": world.backend, "device": str(world.device), "batch_size_per_process": batch_size,
               "global_batch": global_batch, "negatives_per_query": negatives, "lr": lr, "epochs": epochs,
               "images": n_images, "experiment": experiment, "status": "training"}
     if world.is_main:
         args.out.mkdir(parents=True, exist_ok=True)
         _write_json(args.out / "history.json", record)
-    reference_lr = clip.lr if clip else profile.lr
-    if lr > 100 * reference_lr:
-        say(f"warning: lr {lr:.3g} is {lr / reference_lr:.0f}× the profile's {reference_lr:.3g}; "
+    if lr > 100 * recipe.lr:
+        say(f"warning: lr {lr:.3g} is {lr / recipe.lr:.0f}× the profile's {recipe.lr:.3g}; "
             "expect the weights to blow up", flush=True)
-    say(f"{args.method} on {world.world_size} process(es) ({world.backend or 'single'}, {world.device}): "
+    say(f"{method.name} on {world.world_size} process(es) ({world.backend or 'single'}, {world.device}): "
         f"{batch_size} images per process, global batch {global_batch}, {negatives} negatives per query, "
-        f"lr {lr:.3g}, {n_images} images" + ("" if clip else f" from {run_data.source}"), flush=True)
+        f"lr {lr:.3g}, {n_images} images from {run_data.source}", flush=True)
 
     start = time.perf_counter()
-    common = dict(batch_size=batch_size, epochs=epochs, lr=lr, checkpoint=checkpoint, seed=args.seed,
-                  sync_bn=args.sync_bn, progress=not args.no_progress)
-    if clip:
-        history = train_clip_data_parallel(model, run_data.scenes, run_data.tokenizer, clip, profile, world, **common)
-    else:
-        history = train_data_parallel(args.method, model, run_data.train_x, profile, world,
-                                      temperature=args.temperature, **common)
+    history = train_method(method, model, run_data.training, profile, world, options=vars(options),
+                           batch_size=batch_size, epochs=epochs, lr=lr, checkpoint=checkpoint, seed=args.seed,
+                           sync_bn=args.sync_bn, progress=not args.no_progress)
     return {"record": record, "model": model, "history": history, "experiment": experiment,
-            "image_size": run_data.image_size, "seconds": time.perf_counter() - start}
+            "image_size": run_data.image_size, "channels": run_data.training.channels,
+            "seconds": time.perf_counter() - start}
 
 
 def finish(args: argparse.Namespace, run: dict) -> dict:
     """Rank 0, after the processes have parted: export the encoder (its load-time check may
     compile it again: nobody waits for that) and write the final history.json."""
     profile = get_profile(args.profile)
+    method = get_method(args.method)
     record, model, history = run["record"], run["model"], run["history"]
-    version = args.version if args.version is not None else run_version(args.method, profile.name, args.seed,
+    version = args.version if args.version is not None else run_version(method.name, profile.name, args.seed,
                                                                           run["experiment"], model)
     record.update({"seconds": round(run["seconds"], 2), "loss": history.loss, "epoch_loss": history.epoch_loss,
                    "metrics": history.metrics, "encoder": "encoder.pt", "version": version, "status": "done"})
-    export_run_encoder(model, args.method, args.out / "encoder.pt", version=version, profile=profile,
-                       image_size=run["image_size"], in_channels=3)
+    export_run_encoder(model, method, args.out / "encoder.pt", version=version, profile=profile,
+                       image_size=run["image_size"], in_channels=run["channels"])
     _write_json(args.out / "history.json", record)
     print(f"loss: first step {history.loss[0]:.3f}, last step {history.loss[-1]:.3f} "
           f"({len(history.loss)} steps, {len(history.epoch_loss)} epochs); "
@@ -445,10 +482,17 @@ def finish(args: argparse.Namespace, run: dict) -> dict:
     return record
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, parsed twice: once to find METHOD (a method of your own may bring
+    options of its own), then with METHOD's options known. An unknown METHOD raises ValueError."""
+    first, _ = build_parser().parse_known_args(argv)
+    return build_parser(get_method(first.method)).parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     rank, world_size = 0, 1
     try:
+        args = parse_args(argv)
         check_args(args)
         rank, world_size, local_rank = read_env()
         rank_device(local_rank, args.device)         # a device this machine lacks: said before any download

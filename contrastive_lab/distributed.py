@@ -61,7 +61,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .device import get_device, get_rank, get_world_size, make_generator
-from .losses import DEFAULT_TEMPERATURE, float32_block
+from .losses import DEFAULT_TEMPERATURE, SUPCON_TEMPERATURE, float32_block
 from .validate import (check_labels, check_matrix, check_positive, check_same_shape, check_temperature,
                        value_checks_enabled)
 
@@ -520,7 +520,7 @@ def clip_loss_gathered(image_emb: torch.Tensor, text_emb: torch.Tensor, all_imag
 
 def supcon_loss_gathered(features: torch.Tensor, labels: torch.Tensor, all_features: torch.Tensor,
                          all_labels: torch.Tensor, rank: int,
-                         temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+                         temperature: float = SUPCON_TEMPERATURE) -> torch.Tensor:
     """SupCon (L_out) for this process's m anchors against every process's samples.
 
     features (m, D), labels (m,): this process's; all_features (mW, D),
@@ -571,7 +571,7 @@ def global_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scal
 
 
 def global_supcon_loss(features: torch.Tensor, labels: torch.Tensor,
-                       temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+                       temperature: float = SUPCON_TEMPERATURE) -> torch.Tensor:
     """`supcon_loss_gathered` with features (m, D) and labels (m,) gathered from every process."""
     return supcon_loss_gathered(features, labels, gather_with_grad(features), gather(labels), get_rank(),
                                 temperature)

@@ -27,10 +27,16 @@ the input dtype. Under bf16 autocast a `.float()` alone does not help: the
 matmul that follows is lowered to bf16 again, and at τ = 0.07 that moves the
 loss by about 1 % (and SupCon's small values to −0.0).
 
-**Temperature.** The temperature losses share one default,
-`DEFAULT_TEMPERATURE` = 0.2: the value the course's SimCLR runs work best with
-on the quick profile, and MoCo v2's. Papers use 0.1 (SupCon), 0.1–0.5 (SimCLR,
-by batch size); CLIP learns its own (`clip_loss` takes the learned scale).
+**Temperature.** τ is called `temperature` everywhere (similarity / τ), except
+where the paper's own name is the lesson, and then the docstring says so:
+`logit_scale` = 1 / τ in `clip_loss` (CLIP learns it), `scale` = 1 / τ in
+`multiple_negatives_ranking_loss` (Sentence-BERT's name) and `scale` = s in
+`arcface_loss` (ArcFace's name; it multiplies margin-shifted cosines). InfoNCE
+and NT-Xent share one default, `DEFAULT_TEMPERATURE` = 0.2: the value the
+course's SimCLR runs work best with on the quick profile, and MoCo v2's.
+SupCon's is `SUPCON_TEMPERATURE` = 0.1, the paper's (Khosla et al. 2020) and
+what the course trains SupCon with (notebooks 04 and 10); `methods.supcon`'s
+trainer takes the same default, so the loss and its trainer never disagree.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from .validate import (check_labels, check_matrix, check_non_negative, check_pos
 
 DISTANCES = ("cosine", "euclidean")
 DEFAULT_TEMPERATURE = 0.2
+SUPCON_TEMPERATURE = 0.1
 
 
 def float32_block(x: torch.Tensor):
@@ -213,7 +220,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = DEFAULT_TEM
 
 
 def supcon_loss(features: torch.Tensor, labels: torch.Tensor,
-                temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+                temperature: float = SUPCON_TEMPERATURE) -> torch.Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, the L_out form).
 
     Every other sample with the same label is a positive:
@@ -225,7 +232,7 @@ def supcon_loss(features: torch.Tensor, labels: torch.Tensor,
     Args:
         features: (N, D) (for two views, concatenate them and repeat the labels).
         labels: (N,) integer class labels (any integer dtype, or bool).
-        temperature: > 0.
+        temperature: τ > 0 (default 0.1, the paper's: `SUPCON_TEMPERATURE`).
     """
     check_matrix(features, "features")
     check_labels(labels, features.shape[0])
@@ -261,6 +268,8 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
         image_emb, text_emb: (N, D) each.
         logit_scale: the multiplier itself (= 1 / temperature), a positive float
             or 0-dim tensor; CLIP learns log(scale), starts at 1/0.07 and clamps at 100.
+            It keeps CLIP's own name, `logit_scale`, because a learned scale is the
+            lesson; the other losses take `temperature` τ (see the module docstring).
     """
     check_same_shape(image_emb, text_emb, "image_emb", "text_emb")
     check_positive(logit_scale, "logit_scale")
@@ -386,7 +395,7 @@ def arcface_loss(embeddings: torch.Tensor, class_weights: torch.Tensor, labels: 
         class_weights: (C, D) one row per training class (an nn.Parameter of the trainer).
         labels: (N,) integer class of each row, in [0, C).
         margin: additive angle in radians, ≥ 0 (0.5 ≈ 28.6° in the paper).
-        scale: s > 0.
+        scale: s > 0 (= 1 / temperature); ArcFace's own name, `scale`, as in the paper.
 
     Computed in float32 with autocast off, so bf16 training keeps exact logits.
 
@@ -440,7 +449,8 @@ def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
     Args:
         query, document: (N, D); row i of document is the answer to query i.
         hard_negative: None or (N, D).
-        scale: > 0, the logit multiplier.
+        scale: > 0, the logit multiplier 1 / temperature. It keeps sentence-transformers'
+            name, `scale`, the one a learner meets there (see the module docstring).
         symmetric: also score document → query (see above).
     Returns the mean over the N queries; ≈ ln N at random init (ln 2N with hard negatives;
     symmetric: the mean of ln 2N and ln N).

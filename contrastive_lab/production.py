@@ -12,17 +12,17 @@ The package pieces the notebook teaches live in their own modules: `export`
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .augment import color_jitter, gaussian_blur, gaussian_noise, random_resized_crop
+from .profiles import Settings
 
 
 @dataclass(frozen=True)
-class ProductionSettings:
+class ProductionSettings(Settings):
     """Sizes of notebook 12, derived from a profile by `production_settings`.
 
     v2_epochs: SimCLR epochs of the "new model version" (v2, retrained from another seed)
@@ -73,9 +73,6 @@ class ProductionSettings:
     n_permutations: int
     alpha: float
     stream_segment: int
-
-    def replace(self, **changes) -> "ProductionSettings":
-        return dataclasses.replace(self, **changes)
 
 
 def production_settings(profile) -> ProductionSettings:

@@ -17,6 +17,11 @@ cosine decay, the training set kept on the GPU as uint8).
 The augmentation recipe belongs to the dataset: `profile.augment` is
 `augment.recipe_for(profile.dataset)` (SimCLR's recipe for CIFAR-10, a
 flip-free one for digits).
+
+Every settings class of the course (`Profile`, and the `*Settings` a notebook derives
+from a profile: `clip_settings(profile)`, `mae_settings(profile)`, ...) is a frozen
+dataclass built on `Settings`, so each has the same `replace`: a copy with some fields
+changed, and a clear error for a field it does not have.
 """
 from __future__ import annotations
 
@@ -31,8 +36,28 @@ from .augment import AugmentConfig, recipe_for
 ENV_VAR = "CLAB_PROFILE"
 
 
+class Settings:
+    """The base of the course's frozen settings dataclasses: one `replace` for all of them.
+
+        @dataclass(frozen=True)
+        class CLIPSettings(Settings):
+            batch_size: int
+            ...
+        settings.replace(batch_size=64)      # a copy; the original is unchanged
+    """
+
+    def replace(self, **changes):
+        """A copy with some fields changed: `settings.replace(epochs=3)`. A name that is not
+        a field raises ValueError naming it (dataclasses.replace's TypeError does not say which)."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no field(s) {unknown}; its fields are {sorted(fields)}")
+        return dataclasses.replace(self, **changes)
+
+
 @dataclass(frozen=True)
-class Profile:
+class Profile(Settings):
     """Sizes and switches for one scale of the course.
 
     Attributes:
@@ -108,12 +133,9 @@ class Profile:
         A new `epochs` applies to every method, SimCLR included (its own count is
         dropped unless `simclr_epochs` is given too): a shortened run stays short.
         """
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"Profile has no field(s) {sorted(unknown)}")
         if "epochs" in changes:
             changes.setdefault("simclr_epochs", None)
-        return dataclasses.replace(self, **changes)
+        return super().replace(**changes)
 
 
 QUICK = Profile(

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import torch
 
+from .profiles import Settings
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
-class ScalingSettings:
+class ScalingSettings(Settings):
     """Sizes of notebook 13, derived from a profile by `scaling_settings`.
 
     world_size: processes of the torchrun demo run; device: "cpu" (gloo) or "cuda"

@@ -1,10 +1,15 @@
 """One fit loop for every method. The method supplies its step.
 
     def step(batch) -> loss tensor  (or (loss, {"name": tensor}))
-    history = fit(step, params, batches, epochs=..., lr=...)
+    history = fit(step, model.parameters(), batches, epochs=3, lr=1e-3)     # Adam at lr
+    history = fit(step, optimizer, batches, epochs=3, schedule=schedule)     # a ready optimizer
 
 `batches` is a function epoch → iterable of batches (whatever `step` takes).
-The loop owns what every method shares: the optimizer and its learning-rate
+A run's optimization recipe (optimizer, lr, weight decay, schedule, warm-up,
+batch size, epochs) is one small dataclass, `Recipe` (`Recipe.of(profile)`),
+which builds the optimizer and schedule that `fit` takes; what a checkpoint
+holds is another, `Checkpoint`.
+The loop owns what every method shares: the optimizer step and the learning-rate
 schedule, a progress line, mixed precision on CUDA (bf16 where the GPU has it,
 fp16 with a gradient scaler on older GPUs such as Colab's T4), periodic
 evaluation, a history of losses and metrics, and checkpoints that resume a run
@@ -45,6 +50,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import check_writable, remove_stale_temp_files
+from .profiles import Settings
 from .device import amp_dtype, get_rank, get_world_size, is_main_process, training_step
 from .integrity import load_checked, payload_sha256, save_checked
 from .validate import value_checks
@@ -148,6 +154,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
     constant ("constant") or a cosine decay to 0 at `total_steps` ("cosine")."""
     if kind not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {kind!r}")
+    if kind == "cosine" and not total_steps >= 1:
+        raise ValueError(f"a cosine schedule needs the run's length: total_steps >= 1, got {total_steps}")
     total_steps, warmup_steps = max(1, total_steps), max(0, warmup_steps)
 
     def factor(step: int) -> float:
@@ -158,6 +166,48 @@ def make_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
         done = min(step - warmup_steps, total_steps - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * done))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass(frozen=True)
+class Recipe(Settings):
+    """How a run optimizes: what `fit` is given, as one small settings object.
+
+    batch_size, epochs: images per step (per process) and passes over the data.
+    lr, optimizer, weight_decay: "adam" or "adamw" (`make_optimizer`).
+    schedule, warmup_epochs: "constant" or "cosine" decay to 0 over the run, after a
+        linear warm-up of so many epochs (`make_schedule`).
+
+        recipe = Recipe.of(profile).replace(epochs=3)
+        optimizer, schedule = recipe.build(model.parameters(), steps_per_epoch)
+        history = fit(step, optimizer, batches, recipe.epochs, schedule=schedule, ...)
+    """
+
+    batch_size: int
+    epochs: int
+    lr: float
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+
+    @classmethod
+    def of(cls, profile, method: str | None = None) -> "Recipe":
+        """The profile's recipe (epochs: `profile.epochs_of(method)`, a method's own count)."""
+        return cls(batch_size=profile.batch_size, epochs=profile.epochs_of(method) if method else profile.epochs,
+                   lr=profile.lr, optimizer=profile.optimizer, weight_decay=profile.weight_decay,
+                   schedule=profile.lr_schedule, warmup_epochs=profile.warmup_epochs)
+
+    def given(self, **changes) -> "Recipe":
+        """`replace` with the changes that are not None: a trainer's `epochs=None` keeps the recipe's."""
+        return self.replace(**{k: v for k, v in changes.items() if v is not None})
+
+    def build(self, params, steps_per_epoch: int):
+        """(optimizer, schedule or None) for the trainable `params`, over `epochs` × `steps_per_epoch` steps."""
+        optimizer = make_optimizer(params, self.optimizer, self.lr, self.weight_decay)
+        warmup = self.warmup_epochs * steps_per_epoch
+        if self.schedule == "constant" and not warmup:
+            return optimizer, None
+        return optimizer, make_schedule(optimizer, steps_per_epoch * self.epochs, warmup, self.schedule)
 
 
 # ---------------------------------------------------------------- torch.compile, once
@@ -309,6 +359,35 @@ def checkpoint_folder() -> Path | None:
     return folder
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """What `fit` saves after every epoch, and resumes from when the file exists.
+
+    path: the file (written atomically; a bad path fails before the first epoch).
+    modules: name → module whose weights it holds (e.g. {"model": model}).
+    generators: name → torch.Generator (on any device) whose state it holds, so that a
+        resumed run draws the same batches and views as an uninterrupted one.
+    experiment: plain JSON data naming what makes this run this run (method, model,
+        data, batch size, learning rate, seed ...). Resuming a checkpoint whose
+        experiment differs raises CheckpointMismatchError naming the settings that
+        differ (leave out what may change on resume, such as the device).
+    every_s: also save inside an epoch when this many seconds passed since the last
+        save (checked at the loss reads); a resumed run then continues from that step.
+    """
+
+    path: str | os.PathLike
+    modules: dict[str, nn.Module]
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    experiment: dict | None = None
+    every_s: float | None = None
+
+    def __post_init__(self):
+        if not self.modules:
+            raise ValueError("a checkpoint needs `modules` (name → nn.Module): the weights it saves and resumes")
+        if self.every_s is not None and not self.every_s > 0:
+            raise ValueError(f"checkpoint_every_s must be > 0 seconds (or None), got {self.every_s} (Checkpoint.every_s)")
+
+
 def fit(
     step: Callable,
     params: Iterable[torch.nn.Parameter] | torch.optim.Optimizer,
@@ -316,22 +395,14 @@ def fit(
     epochs: int,
     *,
     lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    optimizer: str = "adam",
-    schedule: str = "constant",
-    warmup_steps: int = 0,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     steps_per_epoch: int | None = None,
     device: torch.device | str = "cpu",
     amp: bool = True,
     evaluate: Callable[[], dict[str, float]] | None = None,
     eval_every: int = 1,
     after_step: Callable[[], None] | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every_s: float | None = None,
-    modules: dict[str, torch.nn.Module] | None = None,
-    generators: dict[str, torch.Generator] | None = None,
-    experiment: dict | None = None,
-    history: History | None = None,
+    checkpoint: Checkpoint | None = None,
     log_every: int = 25,
     max_seconds: float | None = None,
     progress: bool = True,
@@ -342,40 +413,28 @@ def fit(
     Args:
         step: batch → loss (scalar tensor), or (loss, {name: tensor or float}) to log.
             It must not read tensor values on the host (see the module docstring).
-        params: parameters to optimize, or a ready optimizer.
+        params: parameters to optimize with Adam at `lr` (fused where the device has
+            the kernel), or a ready optimizer (`make_optimizer`, `Recipe.build`).
         batches: epoch → iterable of batches for that epoch.
         epochs: total epochs (a resumed run continues up to this number).
-        lr, weight_decay, optimizer: for the optimizer built from `params`
-            ("adam" or "adamw", fused where the device has the kernel).
-        schedule, warmup_steps: the learning rate's shape over the run: linear
-            warm-up, then "constant" or "cosine" decay to 0. The cosine needs the
-            run's length: `steps_per_epoch` (also the progress line's total).
+        schedule: a ready learning-rate schedule, stepped after every optimizer step
+            (`make_schedule`, `Recipe.build`), or None for a constant rate.
+        steps_per_epoch: the progress line's total (steps_per_epoch × epochs).
         device, amp: with amp, autocast in `device.amp_dtype(device)` (bf16 on sm_80+
             GPUs; fp16 on sm_7x, with a GradScaler: `make_grad_scaler`); nothing on CPU.
         evaluate: () → {metric: value}, run every `eval_every` epochs and after
             the last one; the model is whatever `step` closes over.
         after_step: called after every optimizer step (e.g. a momentum update).
-        checkpoint: a file path; saved after every epoch (atomically) and, when it
-            exists, resumed from. It holds `modules` (name → module, required),
-            the optimizer, the schedule, the gradient scaler, the random state of
-            every process (torch's CPU and device generators and `generators`,
-            name → torch.Generator on any device), the epoch and the history, so a
-            resumed run repeats the uninterrupted one exactly (on CPU; GPU kernels
-            are not all deterministic). Resumed with fewer processes, or on another
-            kind of device, what cannot be restored (a CUDA generator on the CPU, a
-            process that was not there) is re-seeded and one line says so.
+        checkpoint: a `Checkpoint`: saved after every epoch (atomically) and, when its
+            file exists, resumed from. It holds its modules, the optimizer, the
+            schedule, the gradient scaler, the random state of every process (torch's
+            CPU and device generators and its `generators`), the epoch and the
+            history, so a resumed run repeats the uninterrupted one exactly (on CPU;
+            GPU kernels are not all deterministic). Resumed with fewer processes, or
+            on another kind of device, what cannot be restored (a CUDA generator on
+            the CPU, a process that was not there) is re-seeded and one line says so.
             Under torch.distributed only rank 0 writes it; every rank reads it.
-            A bad path (a folder, a path under a file) fails before the first epoch;
-            abandoned temporary files of killed saves in its folder are removed.
-        checkpoint_every_s: also save inside an epoch when this many seconds passed
-            since the last save (checked at the loss reads, every `log_every` steps);
-            a resumed run then continues from that step, as if never stopped.
-        experiment: plain JSON data naming what makes this run this run (method,
-            model, data, batch size, learning rate, seed ...). Recorded in every
-            checkpoint; resuming a checkpoint whose experiment differs raises
-            CheckpointMismatchError naming the settings that differ (leave out what
-            may change on resume, such as the device).
-        history: continue an existing History.
+            Abandoned temporary files of killed saves in its folder are removed.
         log_every: read the losses on the host every this many steps.
         max_seconds: stop at the first read after this much wall-clock time.
         progress: show the progress line (on rank 0 only, under torch.distributed).
@@ -385,32 +444,29 @@ def fit(
     """
     if log_every < 1:
         raise ValueError(f"log_every must be >= 1, got {log_every}")
-    if checkpoint_every_s is not None and not checkpoint_every_s > 0:
-        raise ValueError(f"checkpoint_every_s must be > 0 seconds (or None), got {checkpoint_every_s}")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a train.Checkpoint(path, modules, ...), got {type(checkpoint).__name__}")
     device = torch.device(device)
-    optimizer = params if isinstance(params, torch.optim.Optimizer) else \
-        make_optimizer(params, optimizer, lr, weight_decay)
+    optimizer = params if isinstance(params, torch.optim.Optimizer) else make_optimizer(params, "adam", lr)
+    scheduler = schedule
     total_steps = steps_per_epoch * epochs if steps_per_epoch else None
-    if schedule != "constant" and total_steps is None:
-        raise ValueError(f"schedule={schedule!r} needs steps_per_epoch (the run's length)")
-    scheduler = make_schedule(optimizer, total_steps or 1, warmup_steps, schedule) \
-        if schedule != "constant" or warmup_steps else None
     scaler = make_grad_scaler(device, amp)
-    history = history or History()
-    generators = generators or {}
-    experiment = _plain_experiment(experiment)
+    history = History()
+    path = checkpoint.path if checkpoint is not None else None
+    modules = checkpoint.modules if checkpoint is not None else {}
+    generators = checkpoint.generators if checkpoint is not None else {}
+    experiment = _plain_experiment(checkpoint.experiment) if checkpoint is not None else None
+    checkpoint_every_s = checkpoint.every_s if checkpoint is not None else None
     start_epoch, resumed = 0, None
-    if checkpoint is not None:
-        check_writable(checkpoint, "checkpoint")
-        remove_stale_temp_files(Path(checkpoint).parent)
-    if checkpoint is not None and os.path.exists(checkpoint):
-        if not modules:
-            raise ValueError("resuming a checkpoint needs `modules` (name → nn.Module)")
-        resumed = _load_state(checkpoint, modules, optimizer, scheduler, generators, experiment, scaler)
+    if path is not None:
+        check_writable(path, "checkpoint")
+        remove_stale_temp_files(Path(path).parent)
+    if path is not None and os.path.exists(path):
+        resumed = _load_state(path, modules, optimizer, scheduler, generators, experiment, scaler)
         start_epoch, history = resumed["epoch"], History.from_dict(resumed["history"])
         note = _restore_random(resumed, "now", device, generators)
         if note and is_main_process():
-            print(f"resuming {os.fspath(checkpoint)}: {note}", flush=True)
+            print(f"resuming {os.fspath(path)}: {note}", flush=True)
     bar = Progress(desc, total_steps, progress and start_epoch < epochs and is_main_process())
     done = len(history.loss)
     started = last_save = time.perf_counter()
@@ -450,7 +506,7 @@ def fit(
         if is_main_process():
             in_epoch = None if not steps_in_epoch else {
                 "steps": steps_in_epoch, "random_at_epoch_start": [r["at_epoch_start"] for r in everyone]}
-            save_checkpoint(checkpoint, modules, optimizer, epoch, history, scheduler, generators,
+            save_checkpoint(path, modules, optimizer, epoch, history, scheduler, generators,
                             experiment=experiment, scaler=scaler, random=[r["now"] for r in everyone],
                             in_epoch=in_epoch)
         last_save = time.perf_counter()
@@ -463,7 +519,7 @@ def fit(
             if resumed is not None and resumed.get("in_epoch") and epoch == start_epoch:
                 _restore_random(resumed, "at_epoch_start", device, generators)    # this epoch's batches again
                 skip = resumed["in_epoch"]["steps"]
-            at_epoch_start = random_state(device, generators) if checkpoint is not None else None
+            at_epoch_start = random_state(device, generators) if path is not None else None
             epoch_batches = iter(batches(epoch))
             if skip:
                 for _ in range(skip):                 # the steps done before the save, not trained again
@@ -491,7 +547,7 @@ def fit(
                     if max_seconds is not None and time.perf_counter() - started > max_seconds:
                         stopped = True
                         break
-                    if checkpoint is not None and checkpoint_every_s is not None and modules and \
+                    if checkpoint_every_s is not None and \
                             _agree(time.perf_counter() - last_save >= checkpoint_every_s):     # rank 0's clock
                         save(epoch, len(epoch_values), at_epoch_start)
             read(epoch)
@@ -499,7 +555,7 @@ def fit(
             if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs or stopped):
                 for name, value in evaluate().items():
                     history.log(name, epoch + 1, value)
-            if checkpoint is not None and modules:
+            if path is not None:
                 save(epoch + 1, 0, at_epoch_start)
             if stopped:
                 break

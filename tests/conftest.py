@@ -4,10 +4,14 @@
     circle(*degs)             several such points as a float32 tensor (len(degs), 2)
     TOY                       the quick profile at toy size: a 4-8-8-8 CNN, 8-d projections, batches of 16
     write_fake_mnist(folder)  the four MNIST files, a few random images each (write_idx writes one)
+    run_torchrun(args)        `python -m contrastive_lab.cli ARGS` on 2 gloo processes (torchrun)
 """
 import gzip
 import math
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +48,12 @@ def write_fake_mnist(folder: Path, n=5) -> None:
     for prefix in ("train", "t10k"):
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+
+
+def run_torchrun(args, nproc=2, timeout=240, env=None) -> subprocess.CompletedProcess:
+    """`python -m contrastive_lab.cli ARGS` under torchrun on `nproc` processes (one thread each);
+    `env` adds to the environment."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "contrastive_lab.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -2,8 +2,6 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,15 +9,9 @@ from PIL import Image
 
 from contrastive_lab import cli
 from contrastive_lab.data.folder import load_image_folder
+from conftest import run_torchrun
 
 TINY = ["--profile", "quick", "--n-train", "64", "--device", "cpu", "--no-progress"]
-
-
-def run_torchrun(args, nproc=2, timeout=240):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "contrastive_lab.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_two_processes_write_a_checkpoint_that_one_process_resumes(tmp_path):

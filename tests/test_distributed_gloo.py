@@ -23,7 +23,7 @@ from contrastive_lab.distributed import (cleanup, free_port, gather_with_grad, g
                                          run_processes, setup, shared_generator)
 from contrastive_lab.losses import clip_loss, nt_xent
 from contrastive_lab.methods.clip import build_clip, clip_settings, tokenize_captions
-from contrastive_lab.methods.data_parallel import prepare_data_parallel, views_loss
+from contrastive_lab.methods.data_parallel import method_loss, prepare_data_parallel
 from contrastive_lab.methods.moco import MoCo, moco_loss
 from contrastive_lab.methods.simclr import SimCLR
 from contrastive_lab.models import SmallCNN
@@ -127,7 +127,7 @@ def worker(rank, port, out_dir):
         model = simclr_model()
         ddp = prepare_data_parallel("simclr", model, TOY, world)
         model.train(mode == "train")
-        loss = views_loss("simclr", model, ddp, 0.2)(v1[mine], v2[mine])
+        loss = method_loss("simclr", model, ddp, temperature=0.2)(v1[mine], v2[mine])
         loss.backward()
         out[f"simclr_{mode}"] = (loss.detach(), grads(model))
 
@@ -135,7 +135,7 @@ def worker(rank, port, out_dir):
     ddp = prepare_data_parallel("simclr", model, TOY, world, sync_bn=True)
     model.train()
     with value_checks(False), count_host_syncs(as_if_gpu=True) as syncs, training_step():   # as inside fit
-        loss = views_loss("simclr", model, ddp, 0.2)(v1[mine], v2[mine])
+        loss = method_loss("simclr", model, ddp, temperature=0.2)(v1[mine], v2[mine])
         loss.backward()
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     out["simclr_global_bn"] = (loss.detach(), grads(model), dict(syncs.in_steps), [type(m).__name__ for m in norms],
@@ -155,7 +155,7 @@ def worker(rank, port, out_dir):
         model = moco_model(symmetric)
         ddp = prepare_data_parallel("moco", model, TOY, world)
         model.eval()
-        loss = views_loss("moco", model, ddp, 0.2, shared_generator(5))(v1[mine], v2[mine])
+        loss = method_loss("moco", model, ddp, shared=shared_generator(5), temperature=0.2)(v1[mine], v2[mine])
         loss.backward()
         out[name] = (loss.detach(), grads(model.query_net), model.queue.queue.clone(), model.queue.ptr.clone())
 
@@ -166,7 +166,7 @@ def worker(rank, port, out_dir):
     seen = {"query": [], "key": []}
     model.query_net.register_forward_pre_hook(lambda m, a: seen["query"].append(numbers(a[0])))
     model.key_net.register_forward_pre_hook(lambda m, a: seen["key"].append(numbers(a[0])))
-    loss_fn = views_loss("moco", model, ddp, 0.2, shared_generator(7))
+    loss_fn = method_loss("moco", model, ddp, shared=shared_generator(7), temperature=0.2)
     for _ in range(5):
         loss_fn(images, images).backward()
     out["shuffle_bn"] = (seen, model.queue.ptr.clone())

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from contrastive_lab import train
 from contrastive_lab.device import amp_dtype, count_host_syncs
-from contrastive_lab.train import autocast_context, fit, make_grad_scaler, read_checkpoint
+from contrastive_lab.train import Checkpoint, autocast_context, fit, make_grad_scaler, make_optimizer, read_checkpoint
 
 
 def simulate_gpu(monkeypatch, capability, bf16_native):
@@ -76,8 +76,8 @@ def regression(seed=0, n=64):
 def fp16_fit(monkeypatch, batches, model, **kw):
     """fit on the CPU as on a T4: fp16 autocast and a GradScaler, the fused AdamW."""
     monkeypatch.setattr(train, "amp_dtype", lambda device: torch.float16)
-    return fit(lambda b: (model(b[0]).float() - b[1]).pow(2).mean(), model.parameters(), lambda e: batches,
-               kw.pop("epochs", 3), optimizer="adamw", lr=1e-2, amp=True, progress=False, **kw)
+    return fit(lambda b: (model(b[0]).float() - b[1]).pow(2).mean(), make_optimizer(model.parameters(), "adamw", 1e-2),
+               lambda e: batches, kw.pop("epochs", 3), amp=True, progress=False, **kw)
 
 
 def test_fp16_training_with_the_scaler_learns_and_never_waits_for_the_host(monkeypatch):
@@ -122,7 +122,7 @@ def test_the_scale_is_checkpointed_and_a_resumed_run_repeats_the_uninterrupted_o
     def run(epochs, checkpoint=None):
         torch.manual_seed(0)
         model = nn.Linear(8, 1)
-        kw = dict(checkpoint=checkpoint, modules={"m": model}) if checkpoint else {}
+        kw = dict(checkpoint=Checkpoint(checkpoint, {"m": model})) if checkpoint else {}
         return fp16_fit(monkeypatch, batches, model, epochs=epochs, **kw)
 
     whole = run(2)

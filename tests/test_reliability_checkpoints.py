@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from contrastive_lab.integrity import CorruptFileError, UnsafeFileError, load_checked, payload_sha256, save_checked
-from contrastive_lab.train import (CheckpointMismatchError, History, checkpoint_experiment, experiment_differences,
+from contrastive_lab.train import (Checkpoint, CheckpointMismatchError, History, checkpoint_experiment, experiment_differences,
                                    fit, load_checkpoint, read_checkpoint, save_checkpoint)
 
 
@@ -113,7 +113,7 @@ def _tiny_run(tmp_path, checkpoint, epochs=1, experiment=None):
     model = nn.Linear(4, 1)
     x = torch.randn(16, 4)
     return fit(lambda b: model(b).pow(2).mean(), model.parameters(), lambda e: [x[:8], x[8:]], epochs,
-               progress=False, checkpoint=checkpoint, modules={"model": model}, experiment=experiment)
+               progress=False, checkpoint=Checkpoint(checkpoint, {"model": model}, experiment=experiment))
 
 
 def test_rows_122_124_167_fit_refuses_a_bad_checkpoint_path_before_training(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from contrastive_lab.distributed import World, cleanup, free_port, run_processes, setup, wrap_ddp
-from contrastive_lab.train import fit
+from contrastive_lab.train import Checkpoint, fit
 
 WORLD, TIMEOUT_S = 2, 180
 
@@ -46,8 +46,9 @@ def run(world: World, checkpoint=None, epochs=3, interrupt_after=None):
     def step(_):
         x = torch.rand(8, 4) + torch.rand(8, 4, generator=g)
         return (ddp(x) - 1).pow(2).mean()
-    return fit(step, model.parameters(), lambda e: range(3), epochs, lr=0.05, checkpoint=checkpoint,
-               modules={"model": model}, generators={"g": g}, evaluate=evaluate, log_every=1, progress=False)
+    saved = Checkpoint(checkpoint, {"model": model}, {"g": g}) if checkpoint is not None else None
+    return fit(step, model.parameters(), lambda e: range(3), epochs, lr=0.05, checkpoint=saved,
+               evaluate=evaluate, log_every=1, progress=False)
 
 
 def worker(rank, port, folder):

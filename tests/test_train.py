@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from contrastive_lab.train import CheckpointMismatchError, History, fit, load_checkpoint, save_checkpoint
+from contrastive_lab.train import (Checkpoint, CheckpointMismatchError, History, fit, load_checkpoint,
+                                   save_checkpoint)
 
 
 def regression_task(init_seed=0):
@@ -49,10 +50,10 @@ def test_resume_continues_to_the_same_result(tmp_path):
 
     model_b, step_b, _ = regression_task()
     opt = torch.optim.Adam(model_b.parameters(), lr=0.05)
-    fit(step_b, opt, batches, 2, progress=False, checkpoint=ckpt, modules={"model": model_b})
+    fit(step_b, opt, batches, 2, progress=False, checkpoint=Checkpoint(ckpt, {"model": model_b}))
     model_c, step_c, _ = regression_task(init_seed=1)          # fresh weights, then resumed
     opt_c = torch.optim.Adam(model_c.parameters(), lr=0.05)
-    h = fit(step_c, opt_c, batches, 4, progress=False, checkpoint=ckpt, modules={"model": model_c})
+    h = fit(step_c, opt_c, batches, 4, progress=False, checkpoint=Checkpoint(ckpt, {"model": model_c}))
     assert len(h.epoch_loss) == 4
     torch.testing.assert_close(model_c.weight, model_a.weight)
 

@@ -9,7 +9,8 @@ it is asymmetry between the two branches:
   that is an exponential moving average (EMA) of the online one instead of
   the online network itself. SimSiam is BYOL without the EMA (momentum 0).
 `simsiam_loss(model, stop_gradient=False)` removes SimSiam's stop-gradient, to
-watch the collapse.
+watch the collapse. `METHOD` is BYOL's registry entry (DDP wraps the online
+network and its predictor; the target follows by EMA after every step).
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import torch
 import torch.nn as nn
 
 from ..losses import negative_cosine
-from ..models import ProjectionHead
+from ..models import ProjectionHead, make_encoder
 from ..train import History
 from .momentum import ema_update, frozen_copy
+from .registry import Method, Option
 from .simclr import SimCLR
 from .views import train_on_views
 
@@ -58,11 +60,26 @@ def simsiam_loss(model: SimSiam, stop_gradient: bool = True):
     return loss_fn
 
 
-def byol_loss(model: BYOL):
-    """(view1, view2) → symmetric negative cosine between online predictions and target projections."""
+class OnlinePrediction(nn.Module):
+    """BYOL's trainable path as one module: the online network, then the predictor. It is
+    what DDP wraps on several processes (one forward per step runs every trainable parameter)."""
+
+    def __init__(self, model: SimSiam):
+        super().__init__()
+        self.online, self.predictor = model.online, model.predictor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.online(x))
+
+
+def byol_loss(model: BYOL, predictions: nn.Module | None = None):
+    """(view1, view2) → symmetric negative cosine between online predictions and target projections.
+    predictions: the module that gives the online predictions (`OnlinePrediction(model)`, the
+    default; its DDP-wrapped copy on several processes)."""
+    predictions = predictions if predictions is not None else OnlinePrediction(model)
+
     def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
-        z = model.online(torch.cat([v1, v2]))
-        p1, p2 = model.predictor(z).chunk(2)
+        p1, p2 = predictions(torch.cat([v1, v2])).chunk(2)
         with torch.no_grad():
             t1, t2 = model.target(torch.cat([v1, v2])).chunk(2)
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1))
@@ -77,6 +94,21 @@ def train_simsiam(model: SimSiam, train_x: torch.Tensor, profile, *, stop_gradie
 
 def train_byol(model: BYOL, train_x: torch.Tensor, profile, *, desc: str = "BYOL", **kwargs) -> History:
     """Train BYOL; the target network follows the online one after every step."""
-    return train_on_views(byol_loss(model), model, train_x, profile, desc=desc,
-                          after_step=lambda: ema_update(model.target, model.online, model.momentum),
+    return train_on_views(byol_loss(model), model, train_x, profile, desc=desc, after_step=byol_after_step(model),
                           **kwargs)
+
+
+def byol_after_step(model: BYOL):
+    """The target network's EMA step, called after every optimizer step."""
+    return lambda: ema_update(model.target, model.online, model.momentum)
+
+
+METHOD = Method(
+    name="byol", title="BYOL",
+    options=(Option("momentum", 0.99, "m of the target network's EMA"),),
+    build=lambda profile, options, data: BYOL(make_encoder(profile, in_channels=data.channels), profile.proj_dim,
+                                              momentum=options.momentum),
+    trainable_part=OnlinePrediction,
+    loss=lambda run: byol_loss(run.model, run.part),
+    after_step=byol_after_step,
+)

@@ -7,7 +7,14 @@ What is special about CLIP, and all this file adds to the shared fit loop:
 - the symmetric InfoNCE `losses.clip_loss` over an image–caption batch: the
   other N − 1 captions are the negatives of each image, and vice versa;
 - a learnable logit scale (= 1 / temperature), stored as its log, started at
-  1 / 0.07 and clamped at 100 after every step, as CLIP does.
+  1 / 0.07 and clamped at 100 after every step, as CLIP does. It is called
+  `logit_scale`, CLIP's own name, because learning it is part of the lesson;
+  the other losses of the course take a fixed `temperature` τ.
+
+The training loop over image–caption pairs (`train_on_captions`: images and
+caption ids on the device, one phrasing of each caption drawn per step) takes
+the loss as an argument: a method that pairs images with captions differently
+(SigLIP's sigmoid loss) reuses it. `METHOD` is CLIP's registry entry (`registry`).
 
     settings = clip_settings(profile)              # sizes derived from the profile
     model = build_clip(profile, tok, settings)     # make_encoder(profile) + TextEncoder
@@ -24,18 +31,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.pairs import minibatches
 from ..device import get_device, make_generator
+from ..distributed import global_clip_loss
 from ..evaluate import recall_at_k
 from ..images import as_float_images, images_on_device
 from ..losses import clip_loss
 from ..models import make_encoder, prepare_model
+from ..profiles import Settings
 from ..text import TextEncoder, Tokenizer
-from ..train import History, compile_once, fit
+from ..train import History, Recipe, compile_once
+from .registry import Method, Projected
+from .views import fit_recipe, index_batches
 
 
 @dataclass(frozen=True)
-class CLIPSettings:
+class CLIPSettings(Settings):
     """Sizes of a CLIP run, derived from a profile by `clip_settings`.
 
     n_train / n_test: generated scenes to train on / to measure retrieval on.
@@ -55,10 +65,6 @@ class CLIPSettings:
     epochs: int
     lr: float
     eval_every: int
-
-    def replace(self, **changes) -> "CLIPSettings":
-        import dataclasses
-        return dataclasses.replace(self, **changes)
 
 
 def clip_settings(profile) -> CLIPSettings:
@@ -139,8 +145,17 @@ class CLIP(nn.Module):
         return self.encode_image(images), self.encode_text(ids), self.logit_scale
 
 
+def clip_recipe(settings: CLIPSettings) -> Recipe:
+    """CLIP's optimization: Adam, the learning rate decaying to 0 on a cosine over the run,
+    as CLIP's does (no warm-up needed at this scale)."""
+    return Recipe(batch_size=settings.batch_size, epochs=settings.epochs, lr=settings.lr, optimizer="adam",
+                  schedule="cosine")
+
+
 def build_clip(profile, tokenizer: Tokenizer, settings: CLIPSettings | None = None) -> CLIP:
     """The CLIP model a profile asks for: make_encoder(profile) + TextEncoder."""
+    if tokenizer is None:
+        raise ValueError("CLIP needs the tokenizer built from its training captions")
     settings = settings or clip_settings(profile)
     text = TextEncoder(tokenizer.vocab_size, settings.text_width, pooling=settings.pooling,
                        layers=settings.text_layers)
@@ -154,26 +169,66 @@ def tokenize_captions(tokenizer: Tokenizer, captions: list[list[str]]) -> torch.
     return flat.view(n, p, -1)
 
 
-def clip_step(model: CLIP, images: torch.Tensor, ids: torch.Tensor,
-              generator: torch.Generator | None = None):
-    """The CLIP training step on index batches.
+LOGIT_PARAMETERS = ("logit_scale", "logit_bias")     # what a model's forward returns after the embeddings
 
-    images (N, C, H, W) and ids (N, P, L) live on the model's device, and so do
-    the index batches and `generator` (for the phrasing draw). Each step takes a
-    batch of indices, draws one of the P phrasings of every caption at random
-    (text-side augmentation) and returns (clip_loss, {"logit_scale": tensor}).
+
+def clip_pairs_loss(model: nn.Module, loss=clip_loss):
+    """(images (B, C, H, W), ids (B, L)) → (loss of the pairs, {"logit_scale": tensor, ...}).
+
+    model: a CLIP, or its DDP-wrapped copy on several processes. Its forward returns the two
+    embeddings (B, D) and then what `loss` takes besides them (CLIP: the scale; a SigLIP:
+    the scale and the bias), each logged by name. loss: (image_emb, text_emb, *those) → loss;
+    `losses.clip_loss` (the default), or `distributed.global_clip_loss` to score against the
+    captions and images of every process (on one process it equals `clip_loss`, up to the
+    order of float32 sums).
     """
+    def loss_fn(images: torch.Tensor, ids: torch.Tensor):
+        image_emb, text_emb, *logit = model(images, ids)
+        return loss(image_emb, text_emb, *logit), {name: v.detach() for name, v in zip(LOGIT_PARAMETERS, logit)}
+    return loss_fn
+
+
+def train_on_captions(loss_fn, model: nn.Module, scenes, tokenizer: Tokenizer, profile, *, recipe: Recipe,
+                      device=None, evaluate=None, eval_every: int = 1, after_step=None, checkpoint=None,
+                      seed: int = 0, max_seconds: float | None = None, progress: bool = True, desc: str = "train",
+                      rank: int = 0, world_size: int = 1,
+                      generators: dict[str, torch.Generator] | None = None) -> History:
+    """Train `model` with `loss_fn(images, ids)` on batches of image–caption pairs.
+
+    images (N, C, H, W) and the tokenized captions (N, P, L) are copied to the device
+    once; each step takes a batch of indices there, draws one of the P phrasings of every
+    caption at random (text-side augmentation) and returns loss_fn(images (B, C, H, W),
+    ids (B, L)). recipe: the optimization (`clip_recipe`). rank, world_size: this
+    process's shard of every global batch under torchrun, with phrasings of its own, as
+    in `views.train_on_views`; the other arguments as there.
+    """
+    device = get_device(device)
+    prepare_model(model, device, profile.channels_last)
+    compile_once(model, profile.compile)
+    images = images_on_device(scenes.images, device, profile.store_uint8)
+    ids = tokenize_captions(tokenizer, scenes.captions).to(device)
+    order, phrasing = make_generator(seed, device), make_generator(seed + 1, device)
+    batch_size = min(recipe.batch_size, len(images))
+
     def step(idx: torch.Tensor):
-        pick = torch.randint(ids.shape[1], (len(idx),), generator=generator, device=ids.device)
-        image_emb, text_emb, scale = model(as_float_images(images[idx]), ids[idx, pick])
-        return clip_loss(image_emb, text_emb, scale), {"logit_scale": scale.detach()}
-    return step
+        pick = torch.randint(ids.shape[1], (len(idx),), generator=phrasing, device=device)
+        return loss_fn(as_float_images(images[idx]), ids[idx, pick])
+
+    model.train()
+    return fit_recipe(step, model, recipe, index_batches(len(images), batch_size, order, rank, world_size,
+                                                         (phrasing, seed + 1)),
+                      len(images) // (batch_size * world_size), device=device, amp=profile.amp,
+                      evaluate=evaluate, eval_every=eval_every, after_step=after_step, checkpoint=checkpoint,
+                      generators={"order": order, "phrasing": phrasing, **(generators or {})},
+                      log_every=profile.log_every, max_seconds=max_seconds, progress=progress, desc=desc)
 
 
 def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings, profile, *,
                epochs: int | None = None, device=None, evaluate=None, checkpoint=None, seed: int = 0,
-               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP") -> History:
-    """Train `model` on captioned scenes with the symmetric InfoNCE.
+               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP",
+               loss=clip_loss) -> History:
+    """Train `model` on captioned scenes with the symmetric InfoNCE, or another image–text
+    `loss` (`train_on_captions`).
 
     Args:
         model: a CLIP; moved to `device` (channels_last if the profile says so).
@@ -183,26 +238,17 @@ def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings
         profile: amp, channels_last, compile, store_uint8, log_every.
         evaluate: () → {metric: value}, run every settings.eval_every epochs.
         checkpoint: a file path: saved every epoch, resumed from when it exists.
+        loss: (image_emb, text_emb, *what the model's forward returns after them) → loss;
+            `losses.clip_loss` here, a sigmoid loss for a SigLIP (`clip_pairs_loss`).
     The learning rate decays to 0 over the run on a cosine, as CLIP's does (no
     warm-up needed at this scale); the scale is clamped after every step.
-    Returns the History; history.metrics["logit_scale"] holds the scale after every step.
+    Returns the History; history.metrics["logit_scale"] holds the scale after every step
+    (and "logit_bias" the bias, for a model that has one).
     """
-    device = get_device(device)
-    prepare_model(model, device, profile.channels_last)
-    compile_once(model, profile.compile)
-    images = images_on_device(scenes.images, device, profile.store_uint8)
-    ids = tokenize_captions(tokenizer, scenes.captions).to(device)
-    order, phrasing = make_generator(seed, device), make_generator(seed + 1, device)
-    step = clip_step(model, images, ids, phrasing)
-    batch_size = min(settings.batch_size, len(images))
-    model.train()
-    return fit(step, model.parameters(), lambda epoch: minibatches(len(images), batch_size, order),
-               epochs or settings.epochs, lr=settings.lr, optimizer="adam", schedule="cosine",
-               steps_per_epoch=len(images) // batch_size, device=device, amp=profile.amp,
-               evaluate=evaluate, eval_every=settings.eval_every, after_step=model.clamp_logit_scale_,
-               checkpoint=checkpoint, modules={"model": model},
-               generators={"order": order, "phrasing": phrasing}, log_every=profile.log_every,
-               max_seconds=max_seconds, progress=progress, desc=desc)
+    return train_on_captions(clip_pairs_loss(model, loss), model, scenes, tokenizer, profile,
+                             recipe=clip_recipe(settings).given(epochs=epochs), device=device, evaluate=evaluate,
+                             eval_every=settings.eval_every, after_step=model.clamp_logit_scale_,
+                             checkpoint=checkpoint, seed=seed, max_seconds=max_seconds, progress=progress, desc=desc)
 
 
 # ------------------------------------------------------------------ using a trained model
@@ -277,3 +323,24 @@ def chance_recall(content: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
         miss = [math.comb(g - mi, k) / math.comb(g, k) for mi in m]
         out[k] = 1.0 - sum(miss) / g
     return out
+
+
+# ------------------------------------------------------------------ the registry entry
+def _clip_sizes(profile) -> dict:
+    """The sizes of CLIP's model beyond the profile's (the experiment record)."""
+    settings = clip_settings(profile)
+    return {"embed_dim": settings.embed_dim, "text_width": settings.text_width,
+            "text_layers": settings.text_layers, "pooling": settings.pooling}
+
+
+METHOD = Method(
+    name="clip", title="CLIP", data="captions",
+    build=lambda profile, options, data: build_clip(profile, data.tokenizer),
+    loss=lambda run: clip_pairs_loss(run.part, global_clip_loss),
+    after_step=lambda model: model.clamp_logit_scale_,
+    negatives_per_query=lambda model, batch, world: batch * world - 1,
+    recipe=lambda profile: clip_recipe(clip_settings(profile)),
+    n_train=lambda profile: clip_settings(profile).n_train,
+    sizes=_clip_sizes,
+    served=lambda model: Projected(model.image_encoder, model.image_projection),
+)

@@ -33,7 +33,6 @@ for MAE's 75 %.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -43,14 +42,15 @@ from ..data.pairs import minibatches
 from ..device import get_device, make_generator
 from ..images import as_float_images, images_on_device
 from ..models import prepare_model
-from ..train import History, compile_once
-from .views import fit_profile
+from ..profiles import Settings
+from ..train import History, Recipe, compile_once
+from .views import fit_recipe
 
 GRAY = 0.5          # what a hidden patch is painted with (the middle of [0, 1])
 
 
 @dataclass(frozen=True)
-class MAESettings:
+class MAESettings(Settings):
     """Sizes of a masked-autoencoder run, derived from a profile by `mae_settings`.
 
     patch: side of a square patch in pixels (the image side must be a multiple of it).
@@ -65,9 +65,6 @@ class MAESettings:
     epochs: int
     batch_size: int
     lr: float
-
-    def replace(self, **changes) -> "MAESettings":
-        return dataclasses.replace(self, **changes)
 
 
 def mae_settings(profile) -> MAESettings:
@@ -171,7 +168,8 @@ def train_masked_autoencoder(model: MaskedAutoencoder, train_x: torch.Tensor, pr
     compile_once(model, profile.compile)
     data = images_on_device(train_x, device, profile.store_uint8)
     order, masks = make_generator(seed, device), make_generator(seed + 1, device)
-    batch_size = min(settings.batch_size, len(data))
+    recipe = Recipe.of(profile).given(batch_size=settings.batch_size, epochs=settings.epochs, lr=settings.lr)
+    batch_size = min(recipe.batch_size, len(data))
     image_size = data.shape[-1]
 
     def step(idx: torch.Tensor) -> torch.Tensor:
@@ -180,7 +178,8 @@ def train_masked_autoencoder(model: MaskedAutoencoder, train_x: torch.Tensor, pr
         return masked_mse(model(hide_patches(x, mask)), normalize_patches(x, settings.patch), mask)
 
     model.train()
-    return fit_profile(step, model, profile, lambda epoch: minibatches(len(data), batch_size, order),
-                       len(data) // batch_size, epochs=settings.epochs, lr=settings.lr, device=device,
-                       evaluate=evaluate, eval_every=eval_every or profile.eval_every, checkpoint=checkpoint,
-                       generators={"order": order, "masks": masks}, progress=progress, desc=desc)
+    return fit_recipe(step, model, recipe, lambda epoch: minibatches(len(data), batch_size, order),
+                      len(data) // batch_size, device=device, amp=profile.amp, evaluate=evaluate,
+                      eval_every=eval_every or profile.eval_every, checkpoint=checkpoint,
+                      generators={"order": order, "masks": masks}, log_every=profile.log_every,
+                      progress=progress, desc=desc)

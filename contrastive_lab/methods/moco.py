@@ -24,6 +24,10 @@ What is special about the method:
   shuffled across all processes (`encode_shuffled_across_processes`), as in
   MoCo's own `_batch_shuffle_ddp`.
 
+`METHOD` is MoCo's registry entry: the query network in BatchNorm groups is
+what DDP wraps, the shuffle across processes draws from a generator shared by
+all of them, and the queue must hold one step's keys.
+
     >>> model = MoCo(make_encoder(profile), proj_dim=64, queue_size=1024, momentum=0.99, bn_groups=4)
     >>> history = train_moco(model, train_x, profile, temperature=0.2)
 """
@@ -36,8 +40,10 @@ import torch.nn.functional as F
 from ..device import get_rank, get_world_size
 from ..distributed import gather
 from ..losses import DEFAULT_TEMPERATURE, info_nce
+from ..models import make_encoder
 from ..train import History
 from .momentum import KeyQueue, ema_update, frozen_copy
+from .registry import Method, Option
 from .simclr import SimCLR
 from .views import train_on_views
 
@@ -198,3 +204,28 @@ def train_moco(model: MoCo, train_x: torch.Tensor, profile, *, temperature: floa
     max_seconds, progress) go to `views.train_on_views`; the queue and the key encoder
     are buffers and parameters of `model`, so a checkpoint holds them too."""
     return train_on_views(moco_loss(model, temperature), model, train_x, profile, desc=desc, **kwargs)
+
+
+def check_queue(model: MoCo, batch_size: int, world_size: int) -> None:
+    """The queue must hold at least one step's keys (the global batch, twice with symmetric)."""
+    if model.queue.keys.shape[0] < keys_per_step(model, batch_size * world_size):
+        twice = " × 2 views" if model.symmetric else ""
+        raise ValueError(f"MoCo's queue ({model.queue.keys.shape[0]} keys) must hold at least one step's keys "
+                         f"({world_size} × {batch_size}{twice}); raise queue_size")
+
+
+METHOD = Method(
+    name="moco", title="MoCo",
+    options=(Option("temperature", DEFAULT_TEMPERATURE, "τ of the InfoNCE loss"),
+             Option("queue_size", 4096, "K, the keys in the queue of negatives"),
+             Option("momentum", 0.99, "m of the key encoder's EMA"),
+             Option("symmetric", False, "both views are queries, each against the other's keys")),
+    build=lambda profile, options, data: MoCo(make_encoder(profile, in_channels=data.channels), profile.proj_dim,
+                                              queue_size=options.queue_size, momentum=options.momentum,
+                                              symmetric=options.symmetric),
+    trainable_part=GroupedQueries,
+    loss=lambda run: moco_loss(run.model, run.options.temperature, queries=run.part, shuffle=run.shared),
+    shared_generator="key_shuffle",
+    negatives_per_query=lambda model, batch, world: model.queue.keys.shape[0],
+    check=check_queue,
+)

@@ -13,16 +13,17 @@ What is special about it, and all this file adds to the shared fit loop:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from ..losses import multiple_negatives_ranking_loss
-from ..train import History, fit
+from ..profiles import Settings
+from ..train import History, fit, make_optimizer, make_schedule
 
 
 @dataclass(frozen=True)
-class SentenceSettings:
+class SentenceSettings(Settings):
     """Sizes of notebook 09's bi-encoder runs, derived from a profile by `sentence_settings`.
 
     vocab_size: WordPiece vocabulary. query_len / doc_len: longest query / document in
@@ -31,7 +32,7 @@ class SentenceSettings:
     batch_size, epochs, lr, warmup: the main run (linear warm-up, then cosine decay).
     finetune_epochs, finetune_lr: the short runs that start from the main model.
     adapt_epochs: the in-domain fine-tune of the domain-shift run (a smaller set, more epochs).
-    scale: the loss's logit scale (1 / temperature).
+    scale: the loss's logit scale (1 / temperature), called `scale` as in sentence-transformers.
     symmetric: train in both directions (query → document and document → query).
     amp, log_every: the profile's (autocast on CUDA, bf16 or fp16 by GPU; read the loss every this many steps).
     """
@@ -55,9 +56,6 @@ class SentenceSettings:
     symmetric: bool = False
     amp: bool = False
     log_every: int = 25
-
-    def replace(self, **changes) -> "SentenceSettings":
-        return replace(self, **changes)
 
 
 def sentence_settings(profile) -> SentenceSettings:
@@ -210,10 +208,11 @@ def train_biencoder(model, tokenizer, queries: list[str], documents: list[str], 
     order = torch.Generator().manual_seed(seed)
     hard_list = hard_negatives.tolist() if hard_negatives is not None else None
     model.train()
-    return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives, settings.symmetric), model.parameters(),
+    optimizer = make_optimizer(model.parameters(), "adamw", lr, weight_decay=0.01)
+    schedule = make_schedule(optimizer, epochs * steps_per_epoch, max(1, int(settings.warmup * epochs * steps_per_epoch)),
+                             "cosine")
+    return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives, settings.symmetric), optimizer,
                lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list, device), epochs,
-               lr=lr, weight_decay=0.01, optimizer="adamw", schedule="cosine",
-               warmup_steps=max(1, int(settings.warmup * epochs * steps_per_epoch)),
-               steps_per_epoch=steps_per_epoch, device=device, amp=settings.amp,
+               schedule=schedule, steps_per_epoch=steps_per_epoch, device=device, amp=settings.amp,
                evaluate=evaluate, eval_every=eval_every, log_every=settings.log_every,
                progress=progress, desc=desc)

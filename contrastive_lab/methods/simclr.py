@@ -5,7 +5,8 @@ What is special about the method, and nothing else:
   output; the encoder's features are what you keep);
 - positives are two random augmentations of the same image, every other view
   in the batch is a negative.
-The shared part (views, batches, the fit loop) is in `views.py`.
+The shared part (views, batches, the fit loop) is in `views.py`; `METHOD` is
+SimCLR's registry entry (what the CLI and the multi-process trainer need, `registry`).
 
     >>> model = SimCLR(make_encoder(profile), proj_dim=profile.proj_dim)
     >>> history = train_simclr(model, train_x, profile, temperature=0.2)
@@ -17,9 +18,11 @@ import torch
 import torch.nn as nn
 
 from ..augment import AugmentConfig, two_views
+from ..distributed import global_nt_xent
 from ..losses import DEFAULT_TEMPERATURE, nt_xent
-from ..models import ProjectionHead
+from ..models import ProjectionHead, make_encoder
 from ..train import History
+from .registry import Method, Option
 from .views import train_on_views
 
 
@@ -35,12 +38,16 @@ class SimCLR(nn.Module):
         return self.head(self.encoder(x))
 
 
-def simclr_loss(model: nn.Module, temperature: float):
+def simclr_loss(model: nn.Module, temperature: float, *, gathered: bool = False):
     """(view1, view2) → NT-Xent of their projections. Both views go through the
-    model in one forward pass, so BatchNorm sees the whole 2N batch."""
+    model in one forward pass, so BatchNorm sees the whole 2N batch.
+    gathered: every view is scored against the views of every process
+    (`distributed.global_nt_xent`; on one process it is `nt_xent`)."""
+    loss = global_nt_xent if gathered else nt_xent
+
     def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         z1, z2 = model(torch.cat([v1, v2])).chunk(2)
-        return nt_xent(z1, z2, temperature)
+        return loss(z1, z2, temperature)
     return loss_fn
 
 
@@ -66,3 +73,12 @@ def train_simclr(model: SimCLR, train_x: torch.Tensor, profile, *,
     if kwargs.get("epochs") is None:
         kwargs["epochs"] = profile.epochs_of("simclr")
     return train_on_views(simclr_loss(model, temperature), model, train_x, profile, desc=desc, **kwargs)
+
+
+METHOD = Method(
+    name="simclr", title="SimCLR",
+    options=(Option("temperature", DEFAULT_TEMPERATURE, "τ of the NT-Xent loss"),),
+    build=lambda profile, options, data: SimCLR(make_encoder(profile, in_channels=data.channels), profile.proj_dim),
+    loss=lambda run: simclr_loss(run.part, run.options.temperature, gathered=True),
+    negatives_per_query=lambda model, batch, world: 2 * batch * world - 2,
+)

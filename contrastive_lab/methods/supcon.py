@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..losses import supcon_loss
+from ..losses import SUPCON_TEMPERATURE, supcon_loss
 from ..train import History
 from .views import train_on_views
 
@@ -25,10 +25,11 @@ def supcon_views_loss(model: nn.Module, temperature: float):
 
 
 def train_supcon(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, profile, *,
-                 temperature: float = 0.1, desc: str = "SupCon", **kwargs) -> History:
+                 temperature: float = SUPCON_TEMPERATURE, desc: str = "SupCon", **kwargs) -> History:
     """Train `model` (images → embeddings) with SupCon on labelled images (N, C, H, W), (N,).
 
-    temperature 0.1 is the paper's. Keyword arguments (augment, batch_size,
+    temperature: τ, by default `losses.SUPCON_TEMPERATURE` = 0.1 (the paper's), the
+    same default as `losses.supcon_loss`. Keyword arguments (augment, batch_size,
     epochs, lr, device, evaluate, checkpoint, seed, progress) go to `views.train_on_views`.
     """
     return train_on_views(supcon_views_loss(model, temperature), model, train_x, profile,

@@ -14,10 +14,8 @@ from ..data.pairs import minibatches
 from ..device import get_device, make_generator
 from ..images import as_float_images, images_on_device
 from ..models import prepare_model
-from ..train import History, compile_once
-from .views import fit_profile
-
-PROFILE_RECIPE = "profile"
+from ..train import History, Recipe, compile_once
+from .views import PROFILE_RECIPE, augment_recipe, fit_recipe
 
 
 def train_supervised(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, profile, *,
@@ -29,9 +27,10 @@ def train_supervised(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.T
 
     Returns (classifier, history); classifier(x) gives logits (N, n_classes) and
     classifier[0] is the trained encoder. Each batch is augmented per image the
-    way the self-supervised runs see their data: the profile's recipe by default,
-    another AugmentConfig, or None for no augmentation. checkpoint, checkpoint_every_s:
-    as in `train.fit` (saved every epoch, and every so many seconds).
+    way the self-supervised runs see their data: `augment` is "profile" (the
+    profile's recipe, the default), another AugmentConfig, or None for no
+    augmentation, as in `train_on_views`. checkpoint, checkpoint_every_s: a file
+    path, saved every epoch and every so many seconds (`train.Checkpoint`).
     """
     device = get_device(device)
     classifier = prepare_model(nn.Sequential(encoder, nn.Linear(encoder.feature_dim, n_classes)),
@@ -39,21 +38,22 @@ def train_supervised(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.T
     compile_once(classifier, profile.compile)
     x, y = images_on_device(train_x, device, profile.store_uint8), train_y.to(device)
     order, views = make_generator(seed, device), make_generator(seed + 1, device)
-    recipe = profile.augment if augment == PROFILE_RECIPE else augment
-    batch_size = min(batch_size or profile.batch_size, len(x))
+    config = augment_recipe(augment, profile)
+    recipe = Recipe.of(profile).given(batch_size=batch_size, epochs=epochs, lr=lr)
+    batch_size = min(recipe.batch_size, len(x))
 
     def step(idx):
         batch = as_float_images(x[idx])
-        if recipe is not None:
-            batch = augment_batch(batch, recipe, views)
+        if config is not None:
+            batch = augment_batch(batch, config, views)
         return F.cross_entropy(classifier(batch), y[idx])
 
     classifier.train()
-    history = fit_profile(step, classifier, profile, lambda epoch: minibatches(len(x), batch_size, order),
-                          len(x) // batch_size, epochs=epochs, lr=lr, device=device,
-                          checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
-                          generators={"order": order, "views": views},
-                          progress=progress, desc=desc)
+    history = fit_recipe(step, classifier, recipe, lambda epoch: minibatches(len(x), batch_size, order),
+                         len(x) // batch_size, device=device, amp=profile.amp,
+                         checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
+                         generators={"order": order, "views": views}, log_every=profile.log_every,
+                         progress=progress, desc=desc)
     return classifier, history
 
 

@@ -20,11 +20,11 @@ import torch
 import torch.nn as nn
 
 from ..models import make_encoder, prepare_model
-from ..profiles import Profile
+from ..profiles import Profile, Settings
 
 
 @dataclass(frozen=True)
-class VerificationSettings:
+class VerificationSettings(Settings):
     """Sizes of notebook 10, derived from a profile.
 
     source: "generated" glyphs or "omniglot" (falls back to generated offline).
