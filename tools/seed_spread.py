@@ -25,7 +25,7 @@ from contrastive_lab.atomic import write_atomically
 from contrastive_lab.spread import RESULTS_DIR
 
 
-def run_seed(notebook: Path, seed: int, record_dir: Path, model_dir: Path, timeout: int = 1200) -> float:
+def run_seed(notebook: Path, seed: int, record_dir: Path, model_dir: Path, timeout: int = 3600) -> float:
     """Execute a copy of `notebook` under CLAB_SEED=seed; return its seconds."""
     import nbformat
     from nbclient import NotebookClient
