@@ -50,3 +50,18 @@ def test_load_spread_says_how_to_make_a_missing_file(tmp_path):
     (tmp_path / "seeds_06.json").write_text(json.dumps({"seeds": [0, 1, 2], "values": {"a": [1.0, 2.0]}}))
     with pytest.raises(ValueError, match="one value per seed"):
         load_spread("06", tmp_path)
+
+
+def test_single_seed_runs_combine_in_seed_order(tmp_path):
+    from tools.seed_spread import combine
+
+    def part(seed, a):
+        path = tmp_path / f"s{seed}.json"
+        path.write_text(json.dumps({"seeds": [seed], "values": {"a": [a]}, "notebook": "06_moco.ipynb",
+                                    "profile": "quick", "commit": "abc", "seconds": [100]}))
+        return path
+
+    joined = combine([part(2, 0.3), part(0, 0.1), part(1, 0.2)])
+    assert joined["seeds"] == [0, 1, 2] and joined["values"] == {"a": [0.1, 0.2, 0.3]}
+    with pytest.raises(ValueError, match="a seed appears twice"):
+        combine([part(0, 0.1), part(0, 0.1)])

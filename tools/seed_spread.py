@@ -9,6 +9,11 @@ value the notebook passes to `contrastive_lab.spread.record` is collected, and
 benchmarks/results/seeds_NN.json gets one value per seed for each name. A seed whose run
 stops (an assertion that does not hold on that seed) writes nothing and exits 1: an
 assertion must hold on every seed.
+
+On a busy machine run the seeds as separate processes, then join their files:
+
+    python -m tools.seed_spread NB --seeds 1 --out /tmp/seed1      (one per seed, at once)
+    python -m tools.seed_spread --combine /tmp/seed0/seeds_06.json /tmp/seed1/seeds_06.json ...
 """
 from __future__ import annotations
 
@@ -52,12 +57,38 @@ def collect(record_dir: Path, number: str, seeds: list[int]) -> dict:
     return {"seeds": seeds, "values": {n: [round(rec[n], 4) for rec in per_seed] for n in names}}
 
 
+def combine(paths: list[Path]) -> dict:
+    """One results file from several runs of the same notebook under other seeds."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    if len({p["notebook"] for p in parts}) != 1:
+        raise ValueError(f"the files are of different notebooks: {sorted({p['notebook'] for p in parts})}")
+    names = set(parts[0]["values"])
+    if any(set(p["values"]) != names for p in parts):
+        raise ValueError("the files recorded different names: run every seed on the same notebook")
+    order = sorted(range(len(parts)), key=lambda i: parts[i]["seeds"])
+    parts = [parts[i] for i in order]
+    seeds = [s for p in parts for s in p["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"a seed appears twice: {seeds}")
+    return {"seeds": seeds, "values": {n: [v for p in parts for v in p["values"][n]] for n in sorted(names)},
+            "notebook": parts[0]["notebook"], "profile": "quick", "commit": sorted({p["commit"] for p in parts})[-1],
+            "seconds": [s for p in parts for s in p["seconds"]]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.seed_spread")
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--combine", nargs="+", type=Path, help="join results files of single-seed runs")
     args = parser.parse_args(argv)
+    if args.combine:
+        result = combine(args.combine)
+        target = args.out / f"seeds_{result['notebook'][:2]}.json"
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_atomically(target, lambda t: Path(t).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n"))
+        print(f"wrote {target} (seeds {result['seeds']})")
+        return 0
     status = 0
     with tempfile.TemporaryDirectory(prefix="clab-seeds-") as tmp:
         model_dir = Path(tmp) / "models"
