@@ -1,7 +1,7 @@
 """Do random crops help SimCLR on the cluttered digits? Validation k-NN by crop scale, two budgets, three seeds.
 
 The digits recipe (`augment.DIGITS_RECIPE`, crops of at least 80 % of the area) is checked by this
-measurement, and notebook 04 loads its results file. SimCLR with the digits recipe's colour jitter
+measurement (notebook 04 points to it). SimCLR with the digits recipe's colour jitter
 and grayscale, and either no crop or random resized crops of at least 80 % of the area, on the
 first 2,000 training images at batch 64, for
 - notebook 04's budget: 4 epochs (124 steps), and
