@@ -119,6 +119,20 @@ def check_temperature(value, name: str = "temperature") -> None:
                          f"{FLOAT32_MAX:.3g}); use a {name} of at least 1e-38 (0.05 to 0.5 in practice)")
 
 
+def check_finite(value, name: str) -> None:
+    """value is a finite number, of any sign (a bias); a one-element tensor is read only
+    when value checks are on."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a single number, got shape {tuple(value.shape)}")
+        if not value_checks_enabled():
+            return
+        value = float(value.detach())
+    value = _number(value, name)
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{name} must be a finite number (in float32), got {value}")
+
+
 def check_non_negative(value: float, name: str) -> None:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         if not value_checks_enabled():

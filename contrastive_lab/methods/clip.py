@@ -156,26 +156,33 @@ def tokenize_captions(tokenizer: Tokenizer, captions: list[list[str]]) -> torch.
     return flat.view(n, p, -1)
 
 
+LOGIT_PARAMETERS = ("logit_scale", "logit_bias")     # what a model's forward returns after the embeddings
+
+
 def clip_step(model: CLIP, images: torch.Tensor, ids: torch.Tensor,
-              generator: torch.Generator | None = None):
+              generator: torch.Generator | None = None, loss=clip_loss):
     """The CLIP training step on index batches.
 
     images (N, C, H, W) and ids (N, P, L) live on the model's device, and so do
     the index batches and `generator` (for the phrasing draw). Each step takes a
     batch of indices, draws one of the P phrasings of every caption at random
-    (text-side augmentation) and returns (clip_loss, {"logit_scale": tensor}).
+    (text-side augmentation) and returns (loss(*model(images, captions)),
+    {"logit_scale": tensor, ...}): the model's forward returns the two embeddings
+    and then what its loss takes besides (CLIP: the scale; SigLIP: the scale and
+    the bias), each logged by name.
     """
     def step(idx: torch.Tensor):
         pick = torch.randint(ids.shape[1], (len(idx),), generator=generator, device=ids.device)
-        image_emb, text_emb, scale = model(as_float_images(images[idx]), ids[idx, pick])
-        return clip_loss(image_emb, text_emb, scale), {"logit_scale": scale.detach()}
+        image_emb, text_emb, *logit = model(as_float_images(images[idx]), ids[idx, pick])
+        return loss(image_emb, text_emb, *logit), {name: v.detach() for name, v in zip(LOGIT_PARAMETERS, logit)}
     return step
 
 
 def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings, profile, *,
                epochs: int | None = None, device=None, evaluate=None, checkpoint=None, seed: int = 0,
-               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP") -> History:
-    """Train `model` on captioned scenes with the symmetric InfoNCE.
+               max_seconds: float | None = None, progress: bool = True, desc: str = "CLIP",
+               loss=clip_loss) -> History:
+    """Train `model` on captioned scenes with the symmetric InfoNCE (or another image–text `loss`).
 
     Args:
         model: a CLIP; moved to `device` (channels_last if the profile says so).
@@ -185,9 +192,12 @@ def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings
         profile: amp, channels_last, compile, store_uint8, log_every.
         evaluate: () → {metric: value}, run every settings.eval_every epochs.
         checkpoint: a file path: saved every epoch, resumed from when it exists.
+        loss: (image_emb, text_emb, *what the model's forward returns after them) → loss;
+            `losses.clip_loss` here, `losses.siglip_loss` for a SigLIP (methods.siglip).
     The learning rate decays to 0 over the run on a cosine, as CLIP's does (no
     warm-up needed at this scale); the scale is clamped after every step.
-    Returns the History; history.metrics["logit_scale"] holds the scale after every step.
+    Returns the History; history.metrics["logit_scale"] holds the scale after every step
+    (and "logit_bias" the bias, for a model that has one).
     """
     device = get_device(device)
     prepare_model(model, device, profile.channels_last)
@@ -195,7 +205,7 @@ def train_clip(model: CLIP, scenes, tokenizer: Tokenizer, settings: CLIPSettings
     images = images_on_device(scenes.images, device, profile.store_uint8)
     ids = tokenize_captions(tokenizer, scenes.captions).to(device)
     order, phrasing = make_generator(seed, device), make_generator(seed + 1, device)
-    step = clip_step(model, images, ids, phrasing)
+    step = clip_step(model, images, ids, phrasing, loss)
     batch_size = min(settings.batch_size, len(images))
     model.train()
     return fit(step, model.parameters(), lambda epoch: minibatches(len(images), batch_size, order),
