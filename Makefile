@@ -39,13 +39,13 @@ nbval: $(STAMP)
 # One notebook: make execute NB=notebooks/02_triplet_loss.ipynb
 # Under another seed (every seed the course sets moves by SEED): make execute SEED=1
 execute: $(STAMP)
-	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m contrastive_lab.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
+	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m tools.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
 
 # The student copy, in student/: every cell tagged "solution" becomes a placeholder (its
 # check then says "not done yet"), every output is cleared. Hand out that folder.
 student: $(STAMP)
 	rm -rf student
-	$(BIN)/python -m contrastive_lab.notebook_tools strip-solutions --out student $(NOTEBOOKS)
+	$(BIN)/python -m tools.notebook_tools strip-solutions --out student $(NOTEBOOKS)
 
 # Can this machine run the course? One line per check; exit status 1 if any says FIX.
 preflight: $(STAMP)

@@ -14,9 +14,12 @@ cannot remove its temporary file. Every temporary file or folder is therefore na
 folder removes the ones whose writer is gone (`remove_stale_temp_files`).
 
     >>> check_writable("runs/ckpt")      # before training: a clear error now, not after an epoch
+    >>> with locked(data_dir() / ".download.lock"):   # one process at a time (torchrun's 8 on a node)
+    ...     load_image_dataset("cifar10")
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -173,3 +176,28 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> N
 def save_atomically(obj, path: str | os.PathLike) -> None:
     """torch.save(obj) to `path`, atomically."""
     write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """Hold an exclusive lock on the file `path` (created if missing) for the `with` block.
+
+    Processes that share a folder (torchrun's processes on one node, or jobs on one
+    shared file system that supports locks) take turns: the first downloads a dataset,
+    the others wait here, not in a collective with a timeout, and then read the cache.
+    The lock goes with the process: a killed holder releases it. Where the platform
+    has no `fcntl` (Windows), the block runs without a lock.
+    """
+    try:
+        import fcntl
+    except ImportError:                                  # Windows: no advisory locks here
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

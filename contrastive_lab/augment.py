@@ -15,6 +15,12 @@ back on the host: every random parameter is drawn there (pass a
 `torch.Generator` on that device to make the draws repeat), and the few
 constant matrices are built once per device, not from Python lists per step.
 
+Views are always computed in float32 with autocast switched off, also when
+called inside a training step under bf16/fp16 autocast: in bf16 the affine warp
+alone would move pixels by up to 24 grey levels, and a run on a GPU would see
+other views than the same seed on a CPU. Cast the views for the encoder
+afterwards (the course's training loop does; autocast would too).
+
 `RECIPES` holds one augmentation recipe per dataset (`recipe_for(name)`), so a
 profile trains CIFAR-10 with SimCLR's recipe and digits with one that keeps
 them readable.
@@ -25,6 +31,7 @@ them readable.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass, replace
@@ -86,6 +93,21 @@ class AugmentConfig:
         return replace(self, **changes)
 
 
+def in_float32(fn):
+    """Run an augmentation in float32 with autocast off on the batch's device (see the module
+    docstring); half-precision input is upcast. Outside autocast this only checks a flag."""
+    @functools.wraps(fn)
+    def wrapper(x: torch.Tensor, *args, **kwargs):
+        half = isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16)
+        kind = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+        autocast_on = torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)
+        if not (half or autocast_on):
+            return fn(x, *args, **kwargs)
+        with torch.autocast(kind, enabled=False) if autocast_on else contextlib.nullcontext():
+            return fn(x.float() if half else x, *args, **kwargs)
+    return wrapper
+
+
 def _check_images(x: torch.Tensor) -> None:
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (N, 3, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
@@ -98,6 +120,7 @@ def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.T
     return torch.rand(n, generator=generator, device=x.device)
 
 
+@in_float32
 def random_resized_crop(x: torch.Tensor, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
                         flip_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Crop a random box from every image and resize it back to (H, W); optional flip.
@@ -167,6 +190,7 @@ def hue_rotation_matrices(turns: torch.Tensor) -> torch.Tensor:
     return to_rgb @ rot @ to_yiq
 
 
+@in_float32
 def adjust_colors(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
                   saturation: torch.Tensor | None = None, hue: torch.Tensor | None = None) -> torch.Tensor:
     """Brightness, contrast, saturation and hue, each image with its own factors, in that order.
@@ -198,6 +222,7 @@ def adjust_colors(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Ten
     return (torch.bmm(matrix, x.flatten(2)).view_as(x) + offset).clamp(0, 1)
 
 
+@in_float32
 def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
                  p: float = 0.8, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-image random brightness, contrast, saturation and hue, applied with probability p.
@@ -224,6 +249,7 @@ def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, 
     return torch.where(apply[:, None, None, None], out, x)
 
 
+@in_float32
 def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
     """Turn each image gray (keeping 3 channels) with probability p. (N, C, H, W) → same."""
     _check_images(x)
@@ -238,6 +264,7 @@ def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     return kernel / kernel.sum(1, keepdim=True)
 
 
+@in_float32
 def blur_each(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
     """Blur image i with a Gaussian of std sigma[i], kernel 2·radius + 1 wide, edges reflected.
 
@@ -255,6 +282,7 @@ def blur_each(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor
     return flat.reshape(n, c, h, w)
 
 
+@in_float32
 def gaussian_blur(x: torch.Tensor, sigma=(0.1, 1.5), p: float = 0.5,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Blur each image with its own Gaussian (sigma uniform in `sigma`) with probability p.
@@ -270,6 +298,7 @@ def gaussian_blur(x: torch.Tensor, sigma=(0.1, 1.5), p: float = 0.5,
     return torch.where(apply, blurred, x)
 
 
+@in_float32
 def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, std²) noise to every pixel and clip to [0, 1]."""
     _check_images(x)
@@ -277,6 +306,7 @@ def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generato
     return (x + std * noise).clamp(0, 1)
 
 
+@in_float32
 def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply the whole pipeline of `config` to a batch, fresh parameters per image.
@@ -301,6 +331,7 @@ def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     return out.clamp(0, 1)
 
 
+@in_float32
 def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independently augmented views of every image: the positive pairs of SimCLR.
@@ -311,6 +342,7 @@ def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     return augment(x, config, generator), augment(x, config, generator)
 
 
+@in_float32
 def random_rotation(x: torch.Tensor, degrees=(-180.0, 180.0), p: float = 1.0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Rotate each image about its centre by its own angle, uniform in `degrees`, with probability p.

@@ -168,7 +168,11 @@ class VectorIndex:
 
     def range_search(self, queries, threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector scoring above `threshold` for each query (inner product > threshold,
-        or squared L2 distance < threshold). Returns one (ids, scores) pair per query, best first."""
+        or squared L2 distance < threshold). Returns one (ids, scores) pair per query, best first.
+
+        The strict `>` is faiss's; the course's decisions are score >= t (`evaluate.accepts`). They
+        differ only for a score exactly at t, which a calibrated threshold (halfway between two
+        scores, `production.threshold_for_precision`) does not have."""
         lims, scores, ids = self.faiss.range_search(self._queries(queries), float(threshold))
         out = []
         for i in range(len(lims) - 1):

@@ -38,6 +38,8 @@ by batch size); CLIP learns its own (`clip_loss` takes the learned scale).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -50,7 +52,10 @@ DEFAULT_TEMPERATURE = 0.2
 
 def float32_block(x: torch.Tensor):
     """A `with` block in which autocast is off on x's device, so the maths inside runs in
-    float32 (cast the inputs with `.float()` inside it). Outside autocast it changes nothing."""
+    float32 (cast the inputs with `.float()` inside it). Outside autocast it changes nothing
+    (nor on a device without autocast, such as `meta`)."""
+    if not torch.amp.is_autocast_available(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 

@@ -6,9 +6,12 @@ use notebook 05's SimCLR) asks for it by name and settings:
     >>> model, history = train_or_load("simclr", settings, build, train)
 
 - `settings` is everything that makes the run what it is (the profile, the
-  method's hyper-parameters, the data, the seed); with the package's code
-  version it forms the key. A model trained with other settings, or by other
-  code, is never served: it is trained anew, and one line says why.
+  method's hyper-parameters, the data, the seed); with the version of the code
+  that trains it (`code_version`: the source of the package modules `build` and
+  `train` import, directly or not) it forms the key. A model trained with other
+  settings, or by other code, is never served: it is trained anew, and one line
+  says why. Editing a module the training does not import (viz, the pre-flight,
+  the timings, an exercise, a maintainer tool) retrains nothing.
 - The file's SHA-256 is recorded beside it and checked before loading; a
   corrupt or half-copied file is retrained, not loaded. A cached model is deleted
   only for that: a caller's mistake (a device this machine lacks, a `build()` of
@@ -38,29 +41,18 @@ import torch
 import torch.nn as nn
 
 from .atomic import write_atomically
+from .code_version import code_version
 from .data.cache import data_dir
 from .data.download import file_hash
 from .device import seed_offset
 from .train import History
 
-PACKAGE = Path(__file__).resolve().parent
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 ORPHAN_AFTER_S = 3600           # a weights file no manifest names, this old, is a leftover of a lost race
 
 
 class CachedModelMismatch(ValueError):
     """The cached model is sound, but the caller's build() or device does not fit it."""
-
-
-def code_version() -> str:
-    """A hash of the package's source (exercises aside): any change to the code that trains
-    a model makes earlier cached models stale."""
-    h = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if "exercises" not in path.parts:
-            h.update(str(path.relative_to(PACKAGE)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _jsonable(value):
@@ -77,10 +69,11 @@ def _jsonable(value):
                     f"got {type(value).__name__}: describe it by its parameters instead")
 
 
-def cache_key(name: str, settings: dict) -> str:
-    """The key of a run: its name, its settings, the seed offset ($CLAB_SEED) and the code
-    version, hashed."""
-    text = json.dumps({"name": name, "settings": _jsonable(settings), "code": code_version(),
+def cache_key(name: str, settings: dict, code=()) -> str:
+    """The key of a run: its name, its settings, the seed offset ($CLAB_SEED) and the version
+    of its code (`code_version(*code)`: `code` lists the modules, functions or objects whose
+    package source trains the model), hashed."""
+    text = json.dumps({"name": name, "settings": _jsonable(settings), "code": code_version(*code)[0],
                        "seed_offset": seed_offset()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -156,7 +149,7 @@ def _remove_orphans(folder: Path, stem: str, keep: str) -> None:
 
 
 def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
-                  train: Callable[[nn.Module], History], *, folder: str | os.PathLike | None = None,
+                  train: Callable[[nn.Module], History], *, code=None, folder: str | os.PathLike | None = None,
                   device=None, quiet: bool = False) -> tuple[nn.Module, History]:
     """Return (model, history): loaded from the cache when this exact run is there, else trained.
 
@@ -166,6 +159,9 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
             included (`data_fingerprint`).
         build: () → a fresh, untrained model of the right architecture.
         train: model → History; trains the model in place (with its progress line).
+        code: what the run's code is, for the key: modules, functions or objects whose package
+            modules (and everything those import) train the model. Default: (build, train),
+            so a `train` that calls `train_simclr` is keyed by the source train_simclr imports.
         folder: the cache folder (default: data/models under `data_dir()`).
         device: where a loaded model is moved (a trained one stays where `train` put it).
         quiet: no line saying whether it trained or loaded.
@@ -175,7 +171,8 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
     """
     _check_name(name)
     folder = _cache_folder(folder)
-    key = cache_key(name, settings)
+    code = (build, train) if code is None else tuple(code)
+    key = cache_key(name, settings, code)
     stem = f"{name}-{key}"
     state, reason = _read_cached(folder, stem)
     if state is not None:
@@ -211,8 +208,9 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
         os.replace(tmp, weights)                     # named by its content: a rival writer's file is another name
     finally:
         Path(tmp).unlink(missing_ok=True)
-    record = {"name": name, "key": key, "code": code_version(), "weights": weights.name, "sha256": sha,
-              "settings": _jsonable(settings)}
+    version, modules = code_version(*code)
+    record = {"name": name, "key": key, "code": version, "code_modules": modules, "weights": weights.name,
+              "sha256": sha, "settings": _jsonable(settings)}
     write_atomically(folder / f"{stem}.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
     _remove_orphans(folder, stem, weights.name)

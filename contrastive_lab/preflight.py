@@ -234,22 +234,23 @@ def speed_test(profile, device, seconds: float = SPEED_TEST_S) -> float:
     from .losses import nt_xent
     from .methods.simclr import SimCLR
     from .models import make_encoder, prepare_model
+    from .train import autocast_context, backward_and_step, make_grad_scaler
 
     torch.manual_seed(0)
     model = prepare_model(SimCLR(make_encoder(profile), proj_dim=profile.proj_dim), device, profile.channels_last)
     opt = torch.optim.Adam(model.parameters(), profile.lr)
+    scaler = make_grad_scaler(device, profile.amp)        # fp16 on sm_7x (a T4), as the training loop does
     x, _ = make_cluttered_digits(profile.batch_size, seed=0)
     x = x.to(device)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step():
         v1, v2 = two_views(x, profile.augment, generator)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=profile.amp and device.type == "cuda"):
+        with autocast_context(device, profile.amp):     # the dtype the training loop picks for this GPU
             z1, z2 = model(torch.cat([v1, v2])).chunk(2)
             loss = nt_xent(z1, z2, 0.2)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        backward_and_step(loss, opt, scaler)
 
     def sync():
         if device.type == "cuda":
@@ -319,7 +320,7 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
     import torch
 
     from .data import data_dir
-    from .device import get_device
+    from .device import amp_dtype, get_device
     from .profiles import get_profile
 
     try:
@@ -328,6 +329,10 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
         return checks + [Check("device", False, f"{exc}; unset CLAB_DEVICE to let the course choose")]
     if device.type == "cuda":
         name = f"cuda: {torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 1024 ** 3:.0f} GB"
+        dtype = amp_dtype(device)
+        name += (f", compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}: "
+                 + (f"{str(dtype).removeprefix('torch.')} autocast" if dtype else "float32 (no fast half precision)")
+                 + (" with a gradient scaler" if dtype == torch.float16 else ""))
     elif device.type == "mps":
         name = "mps: Apple GPU"
     else:

@@ -83,6 +83,21 @@ def check_class_labels(labels: torch.Tensor, n: int, name: str = "labels") -> No
                          f"unlabelled samples first (keep = {name} >= 0)")
 
 
+def check_embedding_set(emb: torch.Tensor, labels: torch.Tensor, name: str, *, classes: bool = False) -> None:
+    """emb (N, D) and its labels (N,), named `{name}_emb` and `{name}_labels` in errors.
+
+    classes=True: the labels must be class ids >= 0 (as `check_class_labels`)."""
+    check_matrix(emb, f"{name}_emb")
+    (check_class_labels if classes else check_labels)(labels, emb.shape[0], f"{name}_labels")
+
+
+def check_same_dim(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Two sets of embeddings (N, D) and (M, D) must share D: one model embedded both."""
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} embeddings differ in dimension: {a.shape[1]} vs {b.shape[1]}; "
+                         "embed both with the same model")
+
+
 def _number(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")

@@ -67,9 +67,23 @@ def test_a_half_set_world_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "WORLD_SIZE is set but RANK is not" in capsys.readouterr().err
 
 
-def test_sync_batchnorm_on_cpu_is_a_clear_error(tmp_path, capsys):
-    assert cli.main(["train", "simclr", *TINY, "--batch-size", "16", "--sync-bn", "--out", str(tmp_path)]) == 2
-    assert "SyncBatchNorm runs on CUDA GPUs only" in capsys.readouterr().err
+def test_two_processes_train_moco_with_global_batchnorm_shuffle_bn_and_symmetric_views(tmp_path):
+    """--sync-bn is GlobalBatchNorm (it runs on gloo too); MoCo shuffles its keys across the
+    processes and takes --symmetric: both views' keys are queued."""
+    out = tmp_path / "moco"
+    done = run_torchrun(["train", "moco", *TINY, "--batch-size", "8", "--epochs", "1", "--queue-size", "64",
+                         "--sync-bn", "--symmetric", "--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "history.json").read_text())
+    assert record["status"] == "done" and record["experiment"]["model"]["symmetric"] is True
+    assert len(record["loss"]) == 64 // 16
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert "key_shuffle" in state["random"][1]["generators"] and len(state["random"]) == 2
+
+
+def test_symmetric_is_moco_only(tmp_path, capsys):
+    assert cli.main(["train", "simclr", *TINY, "--symmetric", "--out", str(tmp_path)]) == 2
+    assert "--symmetric is MoCo's option" in capsys.readouterr().err
 
 
 def test_the_help_shows_the_multi_node_command_lines(capsys):
@@ -275,3 +289,42 @@ def test_two_runs_never_share_a_version_tag(tmp_path):
     assert tags[0] != tags[1] and all(t.startswith("simclr-quick-seed0-") for t in tags)
     recorded = [json.loads((tmp_path / run / "history.json").read_text())["version"] for run in ("a", "b")]
     assert recorded == tags
+
+
+def test_data_comes_before_the_process_group_and_the_export_after_it(tmp_path, monkeypatch):
+    """No collective waits while a dataset downloads or while the export's check compiles:
+    every process loads its data first, and rank 0 exports after the processes parted."""
+    order = []
+    for name in ("load_run_data", "setup", "cleanup", "finish"):
+        real = getattr(cli, name)
+        monkeypatch.setattr(cli, name, lambda *a, _real=real, _name=name, **k: order.append(_name) or _real(*a, **k))
+    assert cli.main(["train", "simclr", *TINY, "--batch-size", "16", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert order == ["load_run_data", "setup", "cleanup", "finish"]
+    from contrastive_lab.distributed import DEFAULT_TIMEOUT_S, setup
+    import inspect
+    assert inspect.signature(setup).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S == 30 * 60
+
+
+def test_processes_take_turns_at_the_data_folder():
+    import threading
+    import time as clock
+
+    from contrastive_lab.atomic import locked
+
+    spans = []
+
+    def hold(path):
+        with locked(path):
+            start = clock.monotonic()
+            clock.sleep(0.2)
+            spans.append((start, clock.monotonic()))
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        lock = os.path.join(folder, "sub", ".download.lock")
+        threads = [threading.Thread(target=hold, args=(lock,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 >= a1                                     # the second waited for the first

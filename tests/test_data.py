@@ -3,17 +3,16 @@ import gzip
 import hashlib
 import pickle
 import re
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import write_fake_mnist
 import contrastive_lab.data as data
 from contrastive_lab.data import (DatasetUnavailable, load_digits, load_image_dataset, load_real_dataset,
-                                  make_cluttered_digits, minibatches, pk_batches,
-                                  positive_pairs_from_labels, random_triplets_from_labels)
+                                  make_cluttered_digits, minibatches, pk_batches)
 from contrastive_lab.data.digits import split_indices
 
 
@@ -66,20 +65,6 @@ def write_fake_cifar(folder: Path, per_batch=3, monkeypatch=None) -> dict:
     if monkeypatch is not None:
         monkeypatch.setattr(data.real, "CIFAR10_BATCH_MD5", md5s, raising=False)
     return md5s
-
-
-def write_idx(path: Path, array: np.ndarray):
-    header = struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_fake_mnist(folder: Path, n=5):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for prefix in ("train", "t10k"):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
 
 
 def test_reads_cifar10_python_batches(tmp_path, monkeypatch):
@@ -171,15 +156,6 @@ def test_pk_batches_hold_p_classes_of_k():
     assert len(batch) == 12 and sorted(counts[counts > 0].tolist()) == [3, 3, 3, 3]
     with pytest.raises(ValueError, match="k must be ≥ 2"):
         next(pk_batches(labels, 2, 1))
-
-
-def test_pairs_and_triplets_respect_labels():
-    labels = torch.arange(30) % 3
-    g = torch.Generator().manual_seed(0)
-    i, j = positive_pairs_from_labels(labels, 50, g)
-    assert torch.all(labels[i] == labels[j]) and torch.all(i != j)
-    a, p, n = random_triplets_from_labels(labels, 50, g)
-    assert torch.all(labels[a] == labels[p]) and torch.all(labels[a] != labels[n]) and torch.all(a != p)
 
 
 # ---------------------------------------------------------------- nothing from data/ runs code or is deleted

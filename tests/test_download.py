@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import write_fake_mnist
 from contrastive_lab.data import DatasetUnavailable, load_real_dataset
 from contrastive_lab.data.download import DownloadError, download_file
 
@@ -95,8 +96,6 @@ def test_dataset_download_names_the_file_and_how_to_fetch_it(tmp_path, stalled_s
 
 
 def test_an_unreadable_cache_is_downloaded_again(tmp_path, capsys):
-    from test_data import write_fake_mnist
-
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     x, _ = load_real_dataset("mnist", root=tmp_path, fetch=write_fake_mnist)

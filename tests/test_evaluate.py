@@ -44,16 +44,18 @@ def test_recall_at_k_by_hand():
     queries = torch.tensor([unit(80), unit(100)])
     q_labels = torch.tensor([0, 1])
     # query 0 (label 0): ranking 90°(1), 0°(0) → miss@1, hit@2; query 1 (label 1): hit@1
-    assert recall_at_k(queries, q_labels, gallery, g_labels, [1, 2]) == {1: 0.5, 2: 1.0}
-    assert recall_at_k(queries, q_labels, gallery, g_labels, 1) == 0.5
+    sets = dict(gallery_emb=gallery, gallery_labels=g_labels, query_emb=queries, query_labels=q_labels)
+    assert recall_at_k(**sets, k=[1, 2]) == {1: 0.5, 2: 1.0}
+    assert recall_at_k(**sets, k=1) == 0.5
 
 
 def test_recall_exclude_self():
     z = torch.tensor([unit(0), unit(5), unit(90)])
     y = torch.tensor([0, 1, 1])
     # without exclusion every point finds itself; with it, point 0 finds 5° (label 1): miss
-    assert recall_at_k(z, y, z, y, 1) == 1.0
-    assert recall_at_k(z, y, z, y, 1, exclude_self=True) == pytest.approx(1 / 3)
+    assert recall_at_k(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y, k=1) == 1.0
+    assert recall_at_k(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y, k=1,
+                       exclude_self=True) == pytest.approx(1 / 3)
 
 
 def test_alignment_and_uniformity_by_hand():

@@ -88,7 +88,8 @@ def test_training_steps_do_not_synchronise_with_the_host():
     settings = mae_settings(TOY).replace(epochs=2)
     with count_host_syncs() as syncs:
         history = train_masked_autoencoder(model, x, TOY, settings, device="cpu", progress=False)
-    assert len(history.loss) == 8
+    assert len(history.loss) == syncs.steps == 8
+    assert syncs.step_total == 0, dict(syncs.in_steps)          # no sync and no host↔device copy in a step
     assert syncs.total <= len(history.loss) // TOY.log_every, dict(syncs.by_op)
 
 

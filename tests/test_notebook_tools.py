@@ -4,7 +4,7 @@ import json
 import nbformat
 import pytest
 
-from contrastive_lab.notebook_tools import strip_solutions
+from tools.notebook_tools import strip_solutions
 from contrastive_lab.preflight import Check, report
 
 
@@ -38,7 +38,7 @@ def small_notebook(tmp_path):
 
 
 def test_widget_notebook_keeps_only_the_cells_the_widget_needs(tmp_path):
-    from contrastive_lab.notebook_tools import widget_notebook
+    from tools.notebook_tools import widget_notebook
 
     small, widgets = widget_notebook(small_notebook(tmp_path))
     sources = [c.source for c in small.cells]
@@ -48,7 +48,7 @@ def test_widget_notebook_keeps_only_the_cells_the_widget_needs(tmp_path):
 
 
 def test_a_markdown_solution_becomes_a_prompt_and_outputs_are_cleared():
-    from contrastive_lab.notebook_tools import student_notebook
+    from tools.notebook_tools import student_notebook
 
     nb = nbformat.v4.new_notebook()
     answer = nbformat.v4.new_markdown_cell("The answer is colour.")
@@ -64,7 +64,7 @@ def test_a_markdown_solution_becomes_a_prompt_and_outputs_are_cleared():
 
 
 def test_colab_copy_installs_the_course_first(tmp_path):
-    from contrastive_lab.notebook_tools import colab_links, colab_notebook, course_repo
+    from tools.notebook_tools import colab_links, colab_notebook, course_repo
 
     readme = tmp_path / "README.md"
     readme.write_text("Set once: COURSE_REPO = `someone/contrastive-lab`\n")
@@ -97,7 +97,7 @@ def one_error_line(capsys):
 
 
 def test_strip_solutions_into_the_notebooks_own_folder_is_refused(tmp_path, capsys):
-    from contrastive_lab.notebook_tools import main
+    from tools.notebook_tools import main
 
     teacher = exercise_notebook(tmp_path / "notebooks")
     before = teacher.read_text()
@@ -108,7 +108,7 @@ def test_strip_solutions_into_the_notebooks_own_folder_is_refused(tmp_path, caps
 
 
 def test_two_notebooks_of_one_name_are_refused(tmp_path, capsys):
-    from contrastive_lab.notebook_tools import main
+    from tools.notebook_tools import main
 
     a, b = exercise_notebook(tmp_path / "a"), exercise_notebook(tmp_path / "b")
     assert main(["strip-solutions", "--out", str(tmp_path / "student"), str(a), str(b)]) == 2
@@ -117,7 +117,7 @@ def test_two_notebooks_of_one_name_are_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("solution_tags", [(), ("solutions",), ("Solution",)])
 def test_a_solution_without_its_exact_tag_is_reported_not_copied(tmp_path, capsys, solution_tags):
-    from contrastive_lab.notebook_tools import main
+    from tools.notebook_tools import main
 
     path = exercise_notebook(tmp_path / "notebooks", solution_tags=solution_tags)
     assert main(["strip-solutions", "--out", str(tmp_path / "student"), str(path)]) == 2
@@ -148,7 +148,7 @@ def test_tags_stored_as_a_string_or_null_are_read_as_tags(tmp_path):
 
 @pytest.mark.parametrize("content", ["", "{not json", '{"cells": "none"}', '{"a": 1}'])
 def test_a_malformed_notebook_is_named_and_nothing_is_written(tmp_path, capsys, content):
-    from contrastive_lab.notebook_tools import main
+    from tools.notebook_tools import main
 
     good = exercise_notebook(tmp_path / "notebooks", "00_good.ipynb")
     bad = tmp_path / "notebooks" / "01_bad.ipynb"

@@ -57,19 +57,25 @@ def test_row_40_gaps_in_label_ids_do_not_change_the_vote():
             knn_accuracy(tr, ytr, te, yte, k=7, temperature=temperature)
 
 
+def sets(n_query, n_gallery, gallery_d=8):
+    """recall_at_k's four tensors, by name: n_query queries and a gallery of n_gallery."""
+    return dict(gallery_emb=emb(n_gallery, d=gallery_d, seed=1), gallery_labels=labels(n_gallery, seed=1),
+                query_emb=emb(n_query), query_labels=labels(n_query))
+
+
 @pytest.mark.parametrize("k", [[], True, 2.0, [1, True], "1"])
 def test_row_42_recall_k_must_be_whole_numbers(k):
     with pytest.raises(ValueError, match="k must be a whole number"):
-        recall_at_k(emb(10), labels(10), emb(20, seed=1), labels(20, seed=1), k=k)
+        recall_at_k(**sets(10, 20), k=k)
 
 
 def test_row_42_recall_k_as_a_tuple_gives_a_dict():
-    assert set(recall_at_k(emb(10), labels(10), emb(20, seed=1), labels(20, seed=1), k=(1, 5))) == {1, 5}
+    assert set(recall_at_k(**sets(10, 20), k=(1, 5))) == {1, 5}
 
 
 def test_row_43_recall_names_a_dimension_mismatch():
     with pytest.raises(ValueError, match="query and gallery embeddings differ in dimension: 8 vs 7"):
-        recall_at_k(emb(20), labels(20), emb(50, d=7, seed=1), labels(50, seed=1), k=1)
+        recall_at_k(**sets(20, 50, gallery_d=7), k=1)
 
 
 def probe(**overrides):

@@ -26,9 +26,9 @@ import pytest
 
 import contrastive_lab.exercises as exercises_pkg
 from contrastive_lab.exercises import self_check
-from contrastive_lab.notebook_analysis import (code_source, exercises, is_check_statement, is_solution,
+from tools.notebook_analysis import (code_source, exercises, is_check_statement, is_solution,
                                                solution_dependents, untagged_solutions)
-from contrastive_lab.notebook_tools import student_notebook
+from tools.notebook_tools import student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -5,7 +5,7 @@ from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 
-from contrastive_lab.evaluate import (auc, confusion_counts, equal_error_rate, far_frr, first_per_identity,
+from contrastive_lab.evaluate import (accepts, auc, confusion_counts, equal_error_rate, far_frr, first_per_identity,
                                       gallery_probe_split,
                                       pair_scores, tar_at_far, threshold_at_far,
                                       verification_pairs, verification_report)
@@ -13,6 +13,17 @@ from contrastive_lab.evaluate import (auc, confusion_counts, equal_error_rate, f
 # four genuine pairs and six impostor pairs, scores chosen so every rate is a count
 SCORES = torch.tensor([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.4, 0.2, 0.1, 0.0])
 SAME = torch.tensor([True, True, True, True, False, False, False, False, False, False])
+
+
+def test_a_score_exactly_at_the_threshold_is_accepted_one_step_below_is_not():
+    # the course's one rule, score >= t: the threshold 0.6 is a genuine pair's own score
+    t = 0.6
+    below = torch.nextafter(torch.tensor(t), torch.tensor(-1.0)).item()
+    assert accepts(torch.tensor([t, below]), t).tolist() == [True, False]
+    assert far_frr(SCORES, SAME, t) == (pytest.approx(1 / 6), pytest.approx(1 / 4))       # 0.6 accepted: FRR 1/4
+    assert far_frr(SCORES, SAME, torch.nextafter(SCORES[2], torch.tensor(1.0)).item())[1] == pytest.approx(2 / 4)
+    assert confusion_counts(SCORES, SAME, SCORES[2].item())["true accepts"] == 3
+    assert confusion_counts(SCORES, SAME, torch.nextafter(SCORES[2], torch.tensor(1.0)).item())["true accepts"] == 2
 
 
 def test_far_frr_by_counting():

@@ -4,6 +4,14 @@
     make_cluttered_digits(n, split, seed) harder 32×32 images built on them (offline)
     load_real_dataset(name, train)        CIFAR-10, MNIST, Fashion-MNIST (download once)
     load_image_dataset(profile)           what a profile trains on, with the offline fallback
+
+One module per source:
+
+    digits     scikit-learn's 8×8 handwritten digits     cluttered  harder 32×32 scenes built on them
+    real       CIFAR-10, MNIST, Fashion-MNIST            download   one file: timeout, checksum, retry
+    glyphs     glyph identities for verification        sequences  moving digits: frames as positives
+    shapes     captioned shape scenes for CLIP           folder     your own images, ImageFolder layout
+    pairs      batch samplers (minibatches, P×K)         cache      where datasets are stored
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ import torch
 from .cache import data_dir
 from .cluttered import make_cluttered_digits
 from .digits import load_digits
-from .pairs import minibatches, pk_batches, positive_pairs_from_labels, random_triplets_from_labels
+from .pairs import minibatches, pk_batches
 from .real import DatasetUnavailable, load_real_dataset
 from .shapes import CaptionedScenes, make_captioned_scenes  # captioned scenes for CLIP (notebook 08)
 
@@ -102,5 +110,5 @@ def _cluttered(n_train: int, n_test: int, n_val: int, seed: int) -> ImageDataset
 __all__ = [
     "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
     "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
-    "pk_batches", "positive_pairs_from_labels", "random_triplets_from_labels",
+    "pk_batches",
 ]

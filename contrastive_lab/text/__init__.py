@@ -4,7 +4,8 @@
     identifiers the pre-tokenisation rule for code words: `nan_to_num` → nan_to_num, nan, to, num
     corpus      a retrieval corpus built from the docstrings of installed libraries (notebook 09)
     subword     a BPE subword tokenizer trained with Hugging Face `tokenizers`
-    bm25        BM25 scores from the `bm25s` library
+    lexical     lexical retrieval: BM25 (the `bm25s` library) and TF-IDF (scikit-learn)
+    hybrid      one ranking from a lexical and a dense score matrix
     biencoder   a small Transformer encoder shared by queries and documents (Sentence-BERT)
 
 Only `words` is imported here (its names stay importable as `contrastive_lab.text.Tokenizer`);

@@ -1,16 +1,16 @@
 """Notebook upkeep for teachers and maintainers.
 
-    python -m contrastive_lab.notebook_tools execute notebooks/*.ipynb
+    python -m tools.notebook_tools execute notebooks/*.ipynb
         re-run each notebook top to bottom in a fresh kernel and store the outputs
-    python -m contrastive_lab.notebook_tools strip-solutions --out student notebooks/*.ipynb
+    python -m tools.notebook_tools strip-solutions --out student notebooks/*.ipynb
         write the student copy: every cell tagged "solution" becomes a placeholder
-    python -m contrastive_lab.notebook_tools widget-notebooks --out build/browser-test notebooks/*.ipynb
+    python -m tools.notebook_tools widget-notebooks --out build/browser-test notebooks/*.ipynb
         write, for each notebook with a widget, a small notebook of only the cells its widgets need
-    python -m contrastive_lab.notebook_tools dependents notebooks/*.ipynb
+    python -m tools.notebook_tools dependents notebooks/*.ipynb
         list cells that read a name only a solution defines (they break the student copy)
-    python -m contrastive_lab.notebook_tools colab --out build/colab notebooks/*.ipynb
+    python -m tools.notebook_tools colab --out build/colab notebooks/*.ipynb
         write copies that install the course first when opened in Google Colab
-    python -m contrastive_lab.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb
+    python -m tools.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb
         the table of "Open in Colab" links, one per notebook, into docs/teaching.md
 
 `make execute`, `make student` and the browser test (tests/test_browser.py) call these.
@@ -155,7 +155,7 @@ def strip_solutions(path: Path, out_dir: Path) -> Path:
     return write_student_copies([path], out_dir)[0]
 
 
-PLACEHOLDER_REPO = "OWNER/contrastive-lab"      # until the README's COURSE_REPO line names the real one
+PLACEHOLDER_REPO = "OWNER/contrastive-lab"      # its links do not open until a README line COURSE_REPO = owner/name
 
 
 def course_repo(readme: Path | None = None) -> str:
@@ -195,7 +195,7 @@ def colab_notebook(nb, repo: str):
     return out
 
 
-LINKS_START = "<!-- colab-links: written by `python -m contrastive_lab.notebook_tools colab-links --write` -->"
+LINKS_START = "<!-- colab-links: written by `python -m tools.notebook_tools colab-links --write` -->"
 LINKS_END = "<!-- /colab-links -->"
 
 
@@ -243,7 +243,7 @@ def widget_notebook(path: Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m contrastive_lab.notebook_tools")
+    parser = argparse.ArgumentParser(prog="python -m tools.notebook_tools")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("execute", help="re-execute notebooks in place")
     ex.add_argument("notebooks", nargs="+", type=Path)
