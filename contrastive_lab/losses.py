@@ -18,7 +18,7 @@ Losses over learnable class centres (notebook 10):
 Losses without negatives (notebook 07):
     negative_cosine(prediction, target)             BYOL / SimSiam
     vicreg_loss(z1, z2, ...), vicreg_terms(z1, z2)  Bardes et al. 2022
-Self-distillation without negatives (notebook 14):
+Self-distillation without negatives (methods.dino):
     dino_loss(student_logits, teacher_logits, center, ...)  Caron et al. 2021 (DINO)
 Text retrieval (notebook 09), at the end:
     multiple_negatives_ranking_loss(query, document, hard_negative, scale)   Sentence-BERT
@@ -429,7 +429,7 @@ def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, center
     collapsing: subtracting the `center` (the running mean of the teacher's logits)
     stops one dimension from winning for every image; the low teacher temperature
     (sharpening) stops the output from going uniform. Remove either and it collapses
-    (notebook 14).
+    (`diagnose(history, loss="dino", n_outputs=K)` names which).
 
     Args:
         student_logits: (V_s, N, K): the student's outputs for V_s views of N images.

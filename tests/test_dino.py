@@ -1,6 +1,6 @@
-"""DINO (notebook 14): the loss by hand, no gradient into the teacher, the centre left alone by the
+"""DINO: the loss by hand, no gradient into the teacher, the centre left alone by the
 loss and kept as an EMA by the trainer, precision under bf16 autocast, no host syncs in the steps,
-and the two collapses (no centring, no sharpening) in short runs."""
+and the two collapses (no centring, no sharpening) in short runs, each named by `diagnose`."""
 import math
 
 import pytest
@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastive_lab.device import count_host_syncs
+from contrastive_lab.diagnose import diagnose
 from contrastive_lab.losses import dino_loss
 from contrastive_lab.methods.dino import DINO, DINOHead, dino_views_loss, forward_views, output_entropies, train_dino
 from contrastive_lab.models import embed, make_encoder
@@ -181,8 +182,9 @@ def teacher_entropies(model):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_without_centring_one_output_dimension_takes_over(seed):
     model = toy_dino(seed=seed)
-    train_dino(model, toy_images(), TOY, centering=False, epochs=5, device="cpu", progress=False)
+    history = train_dino(model, toy_images(), TOY, centering=False, epochs=5, device="cpu", progress=False)
     assert teacher_entropies(model)["entropy of the mean output"] < 0.1          # ln 16 ≈ 2.77 if all were used
+    assert [f.name for f in diagnose(history, loss="dino", n_outputs=16)] == ["one output dimension takes over"]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -192,3 +194,4 @@ def test_without_sharpening_every_output_goes_flat(seed):
     assert teacher_entropies(model)["mean entropy per image"] > 0.85 * math.log(16)
     per_image = [v for _, v in history.metrics["mean entropy per image"]]
     assert per_image[-1] > per_image[0]                                         # it drifted towards uniform
+    assert [f.name for f in diagnose(history, loss="dino", n_outputs=16)] == ["uniform output"]
