@@ -309,19 +309,33 @@ def siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale, lo
         >>> loss = siglip_loss(image_emb, text_emb, scale, bias)
     """
     check_same_shape(image_emb, text_emb, "image_emb", "text_emb")
-    check_positive(logit_scale, "logit_scale")
-    check_finite(logit_bias, "logit_bias")
     if image_emb.shape[0] < 2:
         raise ValueError("siglip_loss needs at least 2 image-text pairs (N ≥ 2) so that negatives exist")
+    return sigmoid_pair_loss(image_emb, text_emb, torch.arange(image_emb.shape[0], device=image_emb.device),
+                             logit_scale, logit_bias)
+
+
+def sigmoid_pair_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, positive: torch.Tensor,
+                      logit_scale, logit_bias) -> torch.Tensor:
+    """SigLIP's sum over pairs for n images against M captions, divided by n:
+
+        −(1/n) Σ_i Σ_j log σ(label_ij · (logit_scale · cos(image_i, text_j) + logit_bias))
+
+    image_emb (n, D), text_emb (M, D), L2-normalized here; positive (n,) long: the row of
+    text_emb that is image i's caption (label +1), every other caption is a negative (−1).
+    `siglip_loss` is the case M = n, positive = arange(n); on several processes each one
+    scores its images against every process's captions (methods.siglip). Float32, autocast off.
+    """
+    check_positive(logit_scale, "logit_scale")
+    check_finite(logit_bias, "logit_bias")
     with float32_block(image_emb):
         img = F.normalize(image_emb.float(), dim=1)
         txt = F.normalize(text_emb.float(), dim=1)
         scale = logit_scale.float() if isinstance(logit_scale, torch.Tensor) else logit_scale
         bias = logit_bias.float() if isinstance(logit_bias, torch.Tensor) else logit_bias
-        logits = scale * img @ txt.T + bias                                  # (N, N)
-        n = img.shape[0]
-        labels = 2 * torch.eye(n, device=img.device) - 1                     # +1 diagonal, −1 elsewhere
-        return -F.logsigmoid(labels * logits).sum() / n
+        logits = scale * img @ txt.T + bias                                  # (n, M)
+        labels = torch.full_like(logits, -1.0).scatter(1, positive[:, None], 1.0)
+        return -F.logsigmoid(labels * logits).sum() / img.shape[0]
 
 
 def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..device import get_rank
 from ..distributed import gather_with_grad
-from ..losses import float32_block, siglip_loss
+from ..losses import sigmoid_pair_loss, siglip_loss
 from ..text import Tokenizer
 from ..train import History
 from ..validate import check_finite, check_matrix, check_positive, check_same_shape
@@ -97,18 +96,8 @@ def siglip_loss_gathered(image_emb: torch.Tensor, all_text: torch.Tensor, rank: 
                          f"got {tuple(all_text.shape)}")
     if not 0 <= rank < m // n:
         raise ValueError(f"rank must be in 0 … {m // n - 1} for {m // n} processes, got {rank}")
-    check_positive(logit_scale, "logit_scale")
-    check_finite(logit_bias, "logit_bias")
-    with float32_block(image_emb):
-        img = F.normalize(image_emb.float(), dim=1)
-        txt = F.normalize(all_text.float(), dim=1)
-        scale = logit_scale.float() if isinstance(logit_scale, torch.Tensor) else logit_scale
-        bias = logit_bias.float() if isinstance(logit_bias, torch.Tensor) else logit_bias
-        logits = scale * img @ txt.T + bias                                        # (n, nW)
-        own = torch.arange(n, device=img.device) + n * rank                         # each image's caption
-        labels = torch.full_like(logits, -1.0).scatter(1, own[:, None], 1.0)
-        return -F.logsigmoid(labels * logits).sum() / n
-
+    own = torch.arange(n, device=image_emb.device) + n * rank                      # each image's caption
+    return sigmoid_pair_loss(image_emb, all_text, own, logit_scale, logit_bias)
 
 def global_siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale, logit_bias) -> torch.Tensor:
     """`siglip_loss_gathered` with the captions (n, D) gathered from every process (with
