@@ -12,11 +12,13 @@
     verification        notebook 10's settings for verification on unseen identities
     data_parallel       SimCLR, MoCo, BYOL and CLIP on several processes
     course_models       the course's reference models, trained once and shared between notebooks
+    siglip              CLIP's towers with a sigmoid loss per pair and a learnable bias (notebook 08)
+    dino                self-distillation: a student, its EMA teacher, a centred and sharpened target
 
 What they share lives once: `views.py` (data on the device, views, the profile's
 optimizer recipe), `momentum.py` (EMA encoders and the key queue of MoCo and BYOL) and
 `contrastive_lab.train.fit` (the loop). The names above are importable from here; import
-the last five from their modules.
+the last seven from their modules.
 """
 from .byol import BYOL, SimSiam, byol_loss, simsiam_loss, train_byol, train_simsiam
 from .clip import CLIP, CLIPSettings, build_clip, clip_settings, train_clip
