@@ -95,13 +95,14 @@ def _tail(values, fraction=0.2):
 
 def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str | None = None,
              batch_size: int | None = None, margin: float | None = None, n_negatives: int | None = None,
-             std_threshold: float = 0.1, rank_fraction: float = 0.15) -> list[Finding]:
+             std_threshold: float = 0.1, rank_fraction: float = 0.15,
+             n_outputs: int | None = None) -> list[Finding]:
     """Name the known failure signatures in a run.
 
     Args:
         history: a train.History (or anything with a `.loss` list of step losses).
         embeddings: (N, D) embeddings of held-out data from the trained model.
-        loss: "nt_xent", "info_nce", "triplet" or "vicreg" — which loss the history holds.
+        loss: "nt_xent", "info_nce", "triplet", "vicreg" or "dino" — which loss the history holds.
             With "vicreg" the embeddings are the raw (unnormalized) projections the
             loss saw, and their per-dimension std is also compared with VICReg's
             target gamma = 1.
@@ -112,15 +113,18 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
         rank_fraction: effective rank below this fraction of D is dimensional collapse
             (healthy projections of the course's runs use 20–50 % of D; VICReg without its
             covariance term about 10 %).
+        n_outputs: for "dino", K, the number of outputs of the head (the entropies are
+            read against ln K); the history must hold the two entropies `train_dino` logs.
 
     Returns a list of Findings (empty when nothing known is wrong). Signatures:
     NaN/Inf loss (too-low temperature or learning rate), a first loss far above
     chance ln(#candidates) (temperature too low: logits too sharp), loss stuck
     at chance (nothing learned), triplet loss stuck at the margin (collapse),
     std → 0 (complete collapse; for VICReg also the raw std far below gamma),
-    few dominant singular values (dimensional collapse).
+    few dominant singular values (dimensional collapse); for DINO, one output
+    dimension taking over (no centring) and a uniform output (no sharpening).
     """
-    findings = []
+    findings = _dino_findings(history, n_outputs) if loss == "dino" else []
     losses = list(getattr(history, "loss", []) or [])
     if losses and not all(math.isfinite(v) for v in losses):
         first = next(i for i, v in enumerate(losses) if not math.isfinite(v))
@@ -171,6 +175,45 @@ def diagnose(history=None, embeddings: torch.Tensor | None = None, *, loss: str 
             findings.append(Finding(
                 "dimensional collapse", f"effective rank {rank:.1f} of {d} dimensions: a few singular values dominate",
                 "add a covariance / decorrelation term, a projection head, or weaker augmentations"))
+    return findings
+
+
+DINO_TAKEOVER = 0.2    # entropy of the mean output below 0.2 · ln K: one dimension wins for every image
+DINO_UNIFORM = 0.9     # mean entropy per image above 0.9 · ln K: every output is nearly flat
+
+
+def _dino_findings(history, n_outputs: int | None) -> list[Finding]:
+    """DINO's two collapses, from the teacher's output entropies that `methods.dino.train_dino`
+    logs at every step (the mean of the last fifth of the run is read):
+
+    - "entropy of the mean output" (of the average softmax over the batch) near 0: every image
+      puts its mass on the same output dimension — the collapse centring prevents;
+    - "mean entropy per image" near ln K: each image's output is close to uniform, so the
+      teacher says nothing — the collapse sharpening (a low teacher temperature) prevents.
+    """
+    if not n_outputs or n_outputs < 2:
+        raise ValueError(f"diagnose(loss='dino') needs n_outputs = K ≥ 2, the head's number of outputs, "
+                         f"got {n_outputs}")
+    metrics = getattr(history, "metrics", None) or {}
+    names = ("entropy of the mean output", "mean entropy per image")
+    missing = [n for n in names if not metrics.get(n)]
+    if missing:
+        raise ValueError(f"diagnose(loss='dino') reads the history's metrics {missing}: train with "
+                         "methods.dino.train_dino, which logs them at every step")
+    top = math.log(n_outputs)
+    mean_output, per_image = (sum(_tail(v for _, v in metrics[n])) / len(_tail(metrics[n])) for n in names)
+    findings = []
+    if mean_output < DINO_TAKEOVER * top:
+        findings.append(Finding(
+            "one output dimension takes over", f"the entropy of the teacher's mean output is {mean_output:.2f} nats "
+            f"of ln K = {top:.2f}: every image puts its mass on the same few of the {n_outputs} outputs",
+            "centre the teacher's logits (subtract an EMA of their batch mean: train_dino(centering=True)) "
+            "and keep the centre's momentum below 1"))
+    if per_image > DINO_UNIFORM * top:
+        findings.append(Finding(
+            "uniform output", f"each image's teacher output has entropy {per_image:.2f} nats of ln K = {top:.2f}: "
+            "close to uniform, so the teacher teaches nothing",
+            "sharpen the teacher: a teacher temperature well below the student's (DINO: 0.04 against 0.1)"))
     return findings
 
 

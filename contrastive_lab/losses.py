@@ -11,11 +11,15 @@ Losses with a temperature (notebooks 03 onwards):
     nt_xent(z1, z2, temperature)                    Chen et al. 2020 (SimCLR)
     supcon_loss(features, labels, temperature)      Khosla et al. 2020
     clip_loss(image_emb, text_emb, logit_scale)     Radford et al. 2021
+Pairwise sigmoid, no softmax over the batch (notebook 08):
+    siglip_loss(image_emb, text_emb, logit_scale, logit_bias)   Zhai et al. 2023 (SigLIP)
 Losses over learnable class centres (notebook 10):
     arcface_loss(embeddings, class_weights, labels, margin, scale)  Deng et al. 2019
 Losses without negatives (notebook 07):
     negative_cosine(prediction, target)             BYOL / SimSiam
     vicreg_loss(z1, z2, ...), vicreg_terms(z1, z2)  Bardes et al. 2022
+Self-distillation without negatives (methods.dino):
+    dino_loss(student_logits, teacher_logits, center, ...)  Caron et al. 2021 (DINO)
 Text retrieval (notebook 09), at the end:
     multiple_negatives_ranking_loss(query, document, hard_negative, scale)   Sentence-BERT
 
@@ -45,7 +49,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from .validate import (check_labels, check_matrix, check_non_negative, check_positive,
+from .validate import (check_finite, check_labels, check_matrix, check_non_negative, check_positive,
                        check_same_shape, check_temperature, value_checks_enabled)
 
 DISTANCES = ("cosine", "euclidean")
@@ -284,6 +288,65 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
+def siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale, logit_bias) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss over an image–text batch (Zhai et al. 2023).
+
+    Every one of the N × N (image, caption) pairs is a yes/no question of its own,
+    "do these two belong together?", answered by a logistic regression on their cosine:
+
+        logits_ij = logit_scale · cos(image_i, text_j) + logit_bias      (N, N)
+        label_ij  = +1 on the diagonal (pair i is (image_i, text_i)), −1 elsewhere
+        loss      = −(1/N) Σ_ij log σ(label_ij · logits_ij)
+
+    There is no softmax: no pair's term depends on any other pair's logit, so the
+    loss needs no normalisation over the batch (on several processes, each can
+    score its own images against the others' captions without a global
+    log-sum-exp). The sum runs over the N positives and the N² − N negatives and
+    is divided by N, as in the paper (a per-image sum, averaged over images).
+
+    Args:
+        image_emb, text_emb: (N, D) each, N ≥ 2; L2-normalized here.
+        logit_scale: the multiplier itself (a positive float or 0-dim tensor), as in
+            `clip_loss`; SigLIP learns t′ and passes exp(t′), with t′ started at log 10.
+        logit_bias: a finite float or 0-dim tensor, learned too; SigLIP starts it at
+            −10, so that at initialisation every pair is called "no" with confidence
+            (the N² − N negatives dominate; notebook 08 derives the value).
+
+    Returns a scalar. Computed in float32 with autocast off.
+
+        >>> image_emb, text_emb, scale, bias = model(images, ids)
+        >>> loss = siglip_loss(image_emb, text_emb, scale, bias)
+    """
+    check_same_shape(image_emb, text_emb, "image_emb", "text_emb")
+    if image_emb.shape[0] < 2:
+        raise ValueError("siglip_loss needs at least 2 image-text pairs (N ≥ 2) so that negatives exist")
+    return sigmoid_pair_loss(image_emb, text_emb, torch.arange(image_emb.shape[0], device=image_emb.device),
+                             logit_scale, logit_bias)
+
+
+def sigmoid_pair_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, positive: torch.Tensor,
+                      logit_scale, logit_bias) -> torch.Tensor:
+    """SigLIP's sum over pairs for n images against M captions, divided by n:
+
+        −(1/n) Σ_i Σ_j log σ(label_ij · (logit_scale · cos(image_i, text_j) + logit_bias))
+
+    image_emb (n, D), text_emb (M, D), L2-normalized here; positive (n,) long: the row of
+    text_emb that is image i's caption (label +1), every other caption is a negative (−1).
+    `siglip_loss` is the case M = n, positive = arange(n); on several processes each one
+    scores its images against every process's captions (methods.siglip). Float32, autocast off.
+    """
+    check_positive(logit_scale, "logit_scale")
+    check_finite(logit_bias, "logit_bias")
+    with float32_block(image_emb):
+        img = F.normalize(image_emb.float(), dim=1)
+        txt = F.normalize(text_emb.float(), dim=1)
+        scale = logit_scale.float() if isinstance(logit_scale, torch.Tensor) else logit_scale
+        bias = logit_bias.float() if isinstance(logit_bias, torch.Tensor) else logit_bias
+        logits = scale * img @ txt.T + bias                                  # (n, M)
+        labels = torch.full_like(logits, -1.0).scatter(1, positive[:, None], 1.0)
+        return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
 def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BYOL / SimSiam regression loss: 2 − 2·cos(prediction_i, target_i), mean over rows.
 
@@ -346,6 +409,81 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 2
     terms = vicreg_terms(z1, z2, gamma, eps)
     return (invariance_weight * terms["invariance"] + variance_weight * terms["variance"]
             + covariance_weight * terms["covariance"])
+
+
+def _check_dino_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                       center: torch.Tensor) -> None:
+    for name, x in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 3 or 0 in x.shape:
+            raise ValueError(f"expected {name} of shape (views, N, K), got {tuple(x.shape)}; "
+                             "stack the views: torch.stack([out_view1, out_view2])")
+    (v_s, n, k), (v_t, n_t, k_t) = student_logits.shape, teacher_logits.shape
+    if (n, k) != (n_t, k_t):
+        raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+                         f"{tuple(teacher_logits.shape)} need the same N images and K output dimensions")
+    if v_t > v_s:
+        raise ValueError(f"the teacher has {v_t} views but the student {v_s}: the student sees every view "
+                         "the teacher sees (its first V_t views are the teacher's crops), and the local crops too")
+    if v_s < 2:
+        raise ValueError("dino_loss needs at least 2 student views: a view never teaches itself")
+    if not isinstance(center, torch.Tensor) or center.shape != (k,):
+        shape = tuple(center.shape) if isinstance(center, torch.Tensor) else type(center).__name__
+        raise ValueError(f"expected center of shape (K,) = ({k},), got {shape}")
+    if value_checks_enabled():
+        for name, x in (("student_logits", student_logits), ("teacher_logits", teacher_logits), ("center", center)):
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{name} contains NaN or Inf; check the model output and learning rate")
+
+
+def dino_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, center: torch.Tensor,
+              student_temperature: float = 0.1, teacher_temperature: float = 0.04) -> torch.Tensor:
+    """DINO's self-distillation loss (Caron et al. 2021): the student learns to give the
+    teacher's answer, a distribution over K output dimensions, from another view.
+
+    For a teacher view a and a student view b ≠ a of the same N images:
+
+        P_t = softmax((teacher_a − center) / teacher_temperature)    centred, then sharpened
+        loss_ab = −(1/N) Σ_n Σ_k P_t[n, k] · log_softmax(student_b / student_temperature)[n, k]
+
+    and the loss is the mean of loss_ab over every pair (a, b) with a ≠ b:
+    V_t · V_s − V_t pairs. There are no negatives. Two opposite forces keep it from
+    collapsing: subtracting the `center` (the running mean of the teacher's logits)
+    stops one dimension from winning for every image; the low teacher temperature
+    (sharpening) stops the output from going uniform. Remove either and it collapses
+    (`diagnose(history, loss="dino", n_outputs=K)` names which).
+
+    Args:
+        student_logits: (V_s, N, K): the student's outputs for V_s views of N images.
+        teacher_logits: (V_t, N, K), V_t ≤ V_s: the teacher's outputs for its views,
+            which are the FIRST V_t student views (the global crops; the student's
+            extra views are local crops only it sees). No gradient reaches it.
+        center: (K,), the running mean of the teacher's logits; read, never changed
+            here (the trainer updates it: `methods.dino`).
+        student_temperature, teacher_temperature: > 0; the paper's 0.1 and 0.04
+            (the teacher's lower temperature is the sharpening).
+
+    Returns a scalar. Computed in float32 with autocast off. At a uniform teacher
+    the loss is ≥ ln K; it is ≥ 0 always (a cross-entropy).
+
+        >>> s = torch.stack([student(v1), student(v2)])            # (2, N, K)
+        >>> with torch.no_grad():
+        ...     t = torch.stack([teacher(v1), teacher(v2)])        # (2, N, K)
+        >>> loss = dino_loss(s, t, center)
+    """
+    _check_dino_logits(student_logits, teacher_logits, center)
+    check_temperature(student_temperature, "student_temperature")
+    check_temperature(teacher_temperature, "teacher_temperature")
+    v_s, n, _ = student_logits.shape
+    v_t = teacher_logits.shape[0]
+    with float32_block(student_logits):
+        target = F.softmax((teacher_logits.detach().float() - center.detach().float()) / teacher_temperature, -1)
+        log_p = F.log_softmax(student_logits.float() / student_temperature, -1)
+        # a: teacher view, b: student view, n: image, k: output dimension
+        cross = -torch.einsum("ank,bnk->ab", target, log_p) / n                 # (V_t, V_s)
+        other = ~torch.eye(v_t, v_s, dtype=torch.bool, device=cross.device)     # a view never teaches itself
+        return (cross * other).sum() / (v_t * v_s - v_t)
 
 
 # ====================================================================== ArcFace (notebook 10)

@@ -104,16 +104,24 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
-def check_positive(value, name: str) -> None:
-    """value > 0, finite, and a finite float32 (≤ 3.4e38). A tensor value is read only when
-    value checks are on."""
+def _scalar(value, name: str) -> float | None:
+    """A number or one-element tensor as a float; None for a tensor while value checks are off
+    (reading it would synchronise with the device)."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a single number, got shape {tuple(value.shape)}")
         if not value_checks_enabled():
-            return
+            return None
         value = float(value.detach())
-    value = _number(value, name)
+    return _number(value, name)
+
+
+def check_positive(value, name: str) -> None:
+    """value > 0, finite, and a finite float32 (≤ 3.4e38). A tensor value is read only when
+    value checks are on."""
+    value = _scalar(value, name)
+    if value is None:
+        return
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be > 0 and finite, got {value}")
     if value > FLOAT32_MAX:
@@ -132,6 +140,16 @@ def check_temperature(value, name: str = "temperature") -> None:
     if 1.0 / float(value) > FLOAT32_MAX:
         raise ValueError(f"{name} = {value:g} is too small: cos / {name} overflows float32 (largest "
                          f"{FLOAT32_MAX:.3g}); use a {name} of at least 1e-38 (0.05 to 0.5 in practice)")
+
+
+def check_finite(value, name: str) -> None:
+    """value is a finite number, of any sign (a bias); a one-element tensor is read only
+    when value checks are on."""
+    value = _scalar(value, name)
+    if value is None:
+        return
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{name} must be a finite number (in float32), got {value}")
 
 
 def check_non_negative(value: float, name: str) -> None:

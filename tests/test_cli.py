@@ -1,5 +1,6 @@
 """The command-line trainer: torchrun with 2 processes, resumed by 1; your own images; clear errors."""
 import json
+import math
 import os
 import re
 
@@ -320,3 +321,27 @@ def test_processes_take_turns_at_the_data_folder():
             t.join()
     (a0, a1), (b0, b1) = sorted(spans)
     assert b0 >= a1                                     # the second waited for the first
+
+
+def test_siglip_and_dino_train_from_the_command_line(tmp_path):
+    for method in ("siglip", "dino"):
+        out = tmp_path / method
+        assert cli.main(["train", method, *TINY, "--batch-size", "16", "--epochs", "1", "--out", str(out)]) == 0
+        record = json.loads((out / "history.json").read_text())
+        assert len(record["loss"]) == 64 // 16 and all(math.isfinite(v) for v in record["loss"])
+        served = cli.load_run_encoder(out / "encoder.pt")
+        z = served(torch.rand(3, 3, 32, 32))
+        torch.testing.assert_close(z.norm(dim=1), torch.ones(3))
+    assert "logit_bias" in json.loads((tmp_path / "siglip" / "history.json").read_text())["metrics"]
+
+
+def test_two_processes_train_siglip_and_dino(tmp_path):
+    for method, negatives in (("siglip", 15), ("dino", None)):
+        out = tmp_path / method
+        done = run_torchrun(["train", method, *TINY, "--batch-size", "8", "--epochs", "1", "--out", str(out)])
+        assert done.returncode == 0, done.stderr[-3000:]
+        record = json.loads((out / "history.json").read_text())
+        assert (record["world_size"], record["global_batch"]) == (2, 16)
+        if negatives is not None:
+            assert record["negatives_per_query"] == negatives            # every caption of both processes but its own
+        assert len(record["loss"]) == 64 // 16

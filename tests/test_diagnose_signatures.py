@@ -1,6 +1,8 @@
-"""diagnose(): the too-sharp-logits, VICReg scale-collapse and dimensional-collapse signatures (notebook 07)."""
+"""diagnose(): the too-sharp-logits, VICReg scale-collapse and dimensional-collapse signatures (notebook 07),
+and DINO's two collapses read from the teacher's output entropies."""
 import math
 
+import pytest
 import torch
 
 from contrastive_lab.diagnose import diagnose, effective_rank, std_ratio
@@ -42,3 +44,30 @@ def test_dimensional_collapse_is_named_below_fifteen_percent_of_the_dimensions()
     assert [f.name for f in diagnose(embeddings=_subspace(6))] == ["dimensional collapse"]
     assert effective_rank(_subspace(16)) > 0.15 * 64
     assert diagnose(embeddings=_subspace(16)) == []
+
+
+def _dino_history(mean_output, per_image, steps=50):
+    history = History(loss=[1.0] * steps)
+    for step in range(steps):
+        history.log("entropy of the mean output", step, mean_output)
+        history.log("mean entropy per image", step, per_image)
+    return history
+
+
+def test_dino_collapses_are_read_from_the_teachers_output_entropies():
+    top = math.log(64)                                           # K = 64 outputs: ln K ≈ 4.16
+    names = lambda h: [f.name for f in diagnose(h, loss="dino", n_outputs=64)]
+    assert names(_dino_history(3.5, 1.0)) == []                  # many dimensions used, each image sharp
+    assert names(_dino_history(0.1 * top, 0.05 * top)) == ["one output dimension takes over"]
+    assert names(_dino_history(0.99 * top, 0.97 * top)) == ["uniform output"]
+    # only the end of the run counts: a run that recovers from an early takeover is healthy
+    recovering = _dino_history(3.5, 1.0)
+    recovering.metrics["entropy of the mean output"][:10] = [(s, 0.0) for s in range(10)]
+    assert names(recovering) == []
+
+
+def test_diagnosing_dino_needs_k_and_the_logged_entropies():
+    with pytest.raises(ValueError, match="needs n_outputs = K"):
+        diagnose(_dino_history(3.5, 1.0), loss="dino")
+    with pytest.raises(ValueError, match="train_dino"):
+        diagnose(History(loss=[1.0]), loss="dino", n_outputs=64)

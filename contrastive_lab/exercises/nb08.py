@@ -76,3 +76,39 @@ def check_prompt_decision(use_mine, mine_val: float, chosen_val: float, chosen_n
     verdict = "replace" if want else "keep"
     passed(f"{verdict} the {chosen_name} — decided on validation ({mine_val:.3f} vs {chosen_val:.3f}); "
            "the test set stays untouched by the choice")
+
+
+def _loss_at_constant_logit(bias: float, n: int) -> float:
+    """SigLIP's loss per image when every logit equals `bias` (all cosines 0): one positive,
+    n − 1 negatives, log σ written as −softplus(−x)."""
+    t = torch.tensor(float(bias), dtype=torch.float64)
+    return (torch.nn.functional.softplus(-t) + (n - 1) * torch.nn.functional.softplus(t)).item()
+
+
+@self_check
+def check_best_bias(best_bias, sizes=(2, 8, 128, 32768)) -> None:
+    """Exercise 3: best_bias(n) = the constant logit that minimises SigLIP's loss of a batch of n
+    pairs when every cosine is 0, i.e. at initialisation. Checked against a numerical minimum."""
+    if not callable(best_bias):
+        raise AssertionError("Define a function best_bias(n) that returns a number (the bias for batch size n).")
+    for n in sizes:
+        got = best_bias(n)
+        if isinstance(got, torch.Tensor):
+            got = got.item()
+        if not isinstance(got, (int, float)):
+            raise AssertionError(f"best_bias({n}) must return a number, got {type(got).__name__}")
+        lo, hi = -30.0, 30.0                        # the loss is convex in the bias: ternary search
+        for _ in range(200):
+            a, b = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+            if _loss_at_constant_logit(a, n) < _loss_at_constant_logit(b, n):
+                hi = b
+            else:
+                lo = a
+        want = (lo + hi) / 2
+        if abs(got - want) > 1e-3:
+            raise AssertionError(
+                f"best_bias({n}) = {got:.4f}, but the loss is smallest at {want:.4f}. Write the loss of one "
+                "image when every logit is b (one positive, n − 1 negatives), set its derivative in b to 0 "
+                "(σ'(x) = σ(x)σ(−x) helps) and solve for b.")
+    passed(f"best_bias matches the numerical minimum for n = {', '.join(map(str, sizes))}; "
+           f"at the paper's batch of 32,768 it is {best_bias(32768):.2f}")

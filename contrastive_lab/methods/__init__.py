@@ -7,6 +7,8 @@
     supcon              positives from labels (SupCon) in the two-view loop
     supervised          the cross-entropy baseline the self-supervised methods are compared with
     clip                image and text encoders in one space, symmetric InfoNCE; the image–caption loop
+    siglip              CLIP's towers with a sigmoid loss per pair and a learnable bias (notebook 08)
+    dino                self-distillation: a student, its EMA teacher, a centred and sharpened target
     masked_autoencoder  paint back hidden patches: the generative baseline of notebook 11
     sentence_bert       a bi-encoder for text retrieval, trained with in-batch negatives (notebook 09)
     verification        notebook 10's settings and embedder (identities never seen in training)
