@@ -2,14 +2,23 @@
 import pytest
 import torch
 
-from contrastive_lab.exercises.nb01 import (check_cos_from_distance, check_normalize,
+from contrastive_lab.exercises.nb01 import (check_cos_from_distance, check_dot_favours_long,
                                             check_two_point_uniformity)
 
 
-def test_check_normalize():
-    check_normalize(lambda x: x / x.norm(dim=1, keepdim=True))
-    with pytest.raises(AssertionError, match="length 1"):
-        check_normalize(lambda x: x / x.norm())              # one norm for the whole matrix
+def test_check_dot_favours_long():
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randn(200, 8, generator=g) * torch.rand(200, 1, generator=g) * 3
+    query = torch.randn(1, 8, generator=g)
+    lengths = raw.norm(dim=1)
+    ratio_dot = (lengths[(query @ raw.T)[0].topk(10).indices].mean() / lengths.mean()).item()
+    ratio_cos = (lengths[torch.nn.functional.cosine_similarity(query, raw, dim=1).topk(10).indices].mean()
+                 / lengths.mean()).item()
+    check_dot_favours_long(ratio_dot, ratio_cos, ratio_dot > ratio_cos, raw, query)
+    with pytest.raises(AssertionError, match="decide from these two numbers"):
+        check_dot_favours_long(ratio_dot, ratio_cos, not ratio_dot > ratio_cos, raw, query)
+    with pytest.raises(AssertionError, match="ratio_dot"):
+        check_dot_favours_long(1.0 + ratio_dot, ratio_cos, True, raw, query)
 
 
 def test_check_cos_from_distance():

@@ -1,8 +1,9 @@
 """Self-checks for notebook 01 (embedding geometry).
 
-    check_normalize(fn)              fn(x) (N, D) → rows of length 1, same directions
     check_cos_from_distance(fn)      fn(d) → cosine of two unit vectors at Euclidean distance d
-    check_collapsed_uniformity(value) uniformity of N identical points
+    check_dot_favours_long(ratio_dot, ratio_cos, favours, raw, query)
+                                     length of the top-10 by dot product and by cosine, and the verdict
+    check_two_point_uniformity(value) uniformity of 25 points at u and 25 at −u, by hand
 """
 from __future__ import annotations
 
@@ -20,25 +21,6 @@ def _call(fn, *args):
 
 
 @self_check
-def check_normalize(fn) -> None:
-    """`fn(x)`: x (N, D) → x with every row scaled to length 1 (without F.normalize)."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(7, 5, generator=g) * torch.tensor([[0.1], [1.0], [3.0], [10.0], [0.5], [2.0], [7.0]])
-    out = _call(fn, x.clone())
-    assert isinstance(out, torch.Tensor), f"return a tensor, got {type(out).__name__}"
-    assert out.shape == x.shape, (
-        f"expected shape {tuple(x.shape)}, got {tuple(out.shape)}; divide each row by its own norm "
-        f"(keepdim=True keeps the shapes broadcastable)")
-    norms = out.norm(dim=1)
-    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5), (
-        f"rows should have length 1, got lengths {[round(v, 3) for v in norms.tolist()]}; "
-        f"norm along dim=1, one norm per row, not one for the whole matrix")
-    assert torch.allclose(out, F.normalize(x, dim=1), atol=1e-5), (
-        "lengths are 1 but the directions changed; divide by the norm, do not subtract or reorder")
-    passed("every row has length 1 and points the same way as before")
-
-
-@self_check
 def check_cos_from_distance(fn) -> None:
     """`fn(d)`: Euclidean distance d between two unit vectors → their cosine."""
     cases = [(0.0, 1.0), (math.sqrt(2), 0.0), (2.0, -1.0), (1.0, 0.5)]
@@ -49,6 +31,31 @@ def check_cos_from_distance(fn) -> None:
             f"at distance {d:.3f} the cosine is {expected:.3f}, got {got:.3f}; "
             f"start from ‖a − b‖² = 2 − 2·cos(a, b) and solve for cos")
     passed("cos = 1 − d²/2: on the unit sphere, distance and cosine carry the same information")
+
+
+def _length_ratio(scores: torch.Tensor, lengths: torch.Tensor) -> float:
+    return (lengths[scores.topk(10).indices].mean() / lengths.mean()).item()
+
+
+@self_check
+def check_dot_favours_long(ratio_dot, ratio_cos, favours, raw, query) -> None:
+    """`ratio_dot`, `ratio_cos`: mean length of the top-10 of `raw` (M, D) by dot product / by cosine
+    with `query` (1, D), divided by the mean length of all M; `favours`: the verdict (a bool)."""
+    lengths = raw.norm(dim=1)
+    want_dot = _length_ratio((query @ raw.T)[0], lengths)
+    want_cos = _length_ratio(F.cosine_similarity(query, raw, dim=1), lengths)
+    assert abs(float(ratio_dot) - want_dot) < 1e-3, (
+        f"ratio_dot is {float(ratio_dot):.3f}, expected {want_dot:.3f}: take the 10 largest of query @ raw.T, "
+        f"the mean of their lengths (raw.norm(dim=1)), divided by the mean length of all {len(raw)}")
+    assert abs(float(ratio_cos) - want_cos) < 1e-3, (
+        f"ratio_cos is {float(ratio_cos):.3f}, expected {want_cos:.3f}: the same, ranking by cosine similarity")
+    assert isinstance(favours, bool), f"dot_favours_long should be True or False, got {favours!r}"
+    assert favours == (want_dot > want_cos), (
+        f"the top-10 by dot product is {want_dot:.2f}× the average length, by cosine {want_cos:.2f}×: "
+        f"decide from these two numbers")
+    passed(f"the dot product's top-10 is {want_dot:.2f}× as long as the average vector, the cosine's "
+           f"{want_cos:.2f}×: " + ("an unnormalized dot product rewards length" if favours
+                                   else "here length did not buy a place in the top-10"))
 
 
 @self_check
