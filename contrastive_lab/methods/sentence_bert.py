@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..device import make_generator
 from ..losses import multiple_negatives_ranking_loss
 from ..train import History, fit
 
@@ -199,7 +200,7 @@ def train_biencoder(model, tokenizer, queries: list[str], documents: list[str], 
     lr = lr or settings.lr
     batch_size = min(settings.batch_size, len(queries))
     steps_per_epoch = len(queries) // batch_size
-    order = torch.Generator().manual_seed(seed)
+    order = make_generator(seed)                 # seed + $CLAB_SEED
     hard_list = hard_negatives.tolist() if hard_negatives is not None else None
     model.train()
     return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives, settings.symmetric), model.parameters(),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -170,6 +169,19 @@ def load_sentence_encoder(model_dir: str | os.PathLike | None = None, *, downloa
     return model.eval()
 
 
+def encode(encoder, texts: list[str], batch_size: int = 64, progress: bool = False):
+    """(N, D) float32 unit rows on the CPU: `encoder.encode` of the texts, normalised, as a tensor.
+
+    The encoder sorts the texts by length and pads each batch to its longest, then puts the
+    rows back in the texts' order; eval mode, no gradient.
+    """
+    if not len(texts):
+        raise ValueError("encode needs at least one text")
+    emb = encoder.encode(list(texts), batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True,
+                         show_progress_bar=progress)
+    return emb.float().cpu().clone()                  # a normal tensor (encode runs in inference mode)
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """No weight-loading progress bar or info lines from transformers while loading."""
@@ -190,4 +202,4 @@ def _quiet_transformers():
 
 
 __all__ = ["MODEL_ID", "REVISION", "PINNED_SHA256", "PretrainedChecksumError", "PretrainedUnavailable",
-           "load_sentence_encoder", "installed_model_dir", "copy_verified", "download_pinned", "hub_offline"]
+           "load_sentence_encoder", "encode", "installed_model_dir", "copy_verified", "download_pinned", "hub_offline"]
