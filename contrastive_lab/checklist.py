@@ -264,7 +264,8 @@ def check_fine_tuning(d: Deployment) -> tuple[bool, str]:
         return False, "the fine-tuning record leaves the base model, the data or the metric blank"
     text = f"{version!r} from {r.base_model}, on {r.data}: {r.metric} {r.base_score:.3f} → {r.tuned_score:.3f}"
     if r.tuned_score < r.base_score:
-        return False, text + ": the served model scores below its base on its own domain; serve the base or fix the fine-tune"
+        return False, (text + ": the served model scores below its base on its own domain; "
+                       "serve the base or fix the fine-tune")
     return True, text
 
 
