@@ -16,7 +16,7 @@ with the seed offset CLAB_SEED = 0, 1, 2 (what `make execute NB=... SEED=s` woul
 It writes benchmarks/results/sentence_finetune.json, which the notebook loads to print the
 spread beside its own run. Nothing here reads the test split to choose anything.
 
-    python benchmarks/sentence_finetune.py      # about 15 minutes on 2 idle cores
+    python benchmarks/sentence_finetune.py      # 57 minutes on 2 busy shared cores (the file records its seconds)
 """
 from __future__ import annotations
 
