@@ -14,7 +14,7 @@ LOCK   := requirements-lock.txt
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: lab test unit nbval execute student preflight html lock benchmark clean
+.PHONY: lab test unit nbval execute student preflight html lock benchmark mutation clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,13 +39,13 @@ nbval: $(STAMP)
 # One notebook: make execute NB=notebooks/02_triplet_loss.ipynb
 # Under another seed (every seed the course sets moves by SEED): make execute SEED=1
 execute: $(STAMP)
-	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m contrastive_lab.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
+	CLAB_PROFILE=quick CLAB_SEED=$(or $(SEED),0) $(BIN)/python -m tools.notebook_tools execute $(or $(NB),$(NOTEBOOKS))
 
 # The student copy, in student/: every cell tagged "solution" becomes a placeholder (its
 # check then says "not done yet"), every output is cleared. Hand out that folder.
 student: $(STAMP)
 	rm -rf student
-	$(BIN)/python -m contrastive_lab.notebook_tools strip-solutions --out student $(NOTEBOOKS)
+	$(BIN)/python -m tools.notebook_tools strip-solutions --out student $(NOTEBOOKS)
 
 # Can this machine run the course? One line per check; exit status 1 if any says FIX.
 preflight: $(STAMP)
@@ -60,8 +60,21 @@ html: $(STAMP)
 # after a change of versions: stored outputs and tuned margins come from the lock.
 lock: $(STAMP)
 	$(BIN)/python -m pip install pip-tools
-	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --extra test --strip-extras \
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --extra test --extra mutation --strip-extras \
 	    --no-emit-find-links --no-emit-index-url $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
+
+# Mutation testing (docs/mutation.md), not part of `make test`: mutmut changes the code of
+# losses, augment and evaluate one small edit at a time and reruns, for each edit, the tests
+# that call the changed function. Capped at MUTATION_MINUTES of wall clock (default 120;
+# the whole set took about 3 h on 2 busy cores). Without MODULE it resumes where the last
+# run stopped (results are kept in mutants/); MODULE=augment reruns that module's mutants.
+# Then: $(BIN)/mutmut results (survivors), $(BIN)/mutmut show NAME (a mutant's diff).
+MUTATION_MINUTES ?= 120
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -c $(LOCK) -e ".[test,mutation]"
+	-OMP_NUM_THREADS=1 CLAB_PROFILE=quick timeout -s INT -k 60 $(MUTATION_MINUTES)m \
+	    nice -n 10 $(BIN)/mutmut run --max-children 2 $(if $(MODULE),"contrastive_lab.$(MODULE).*")
+	$(BIN)/python tools/mutation_score.py
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/augment_vs_v2_loop.py

@@ -12,6 +12,8 @@ and a table of the mean and the range over seeds.
     python benchmarks/moco_validation.py --taus 0.1 --groups 1 2       # shuffle-BN off / on
     python benchmarks/moco_validation.py --taus 0.1 --queues 32 256 4096 --momenta 0 0.9 0.99 --no-simclr
     python benchmarks/moco_validation.py --profile full                # CIFAR-10 on a GPU
+    python benchmarks/moco_validation.py --taus 0.1 --momenta 0.99 --groups 1 --queues 8 1024 \
+        --batch-divisor 16 --epochs 3 --no-simclr                      # section 9's batch of 8
 """
 from __future__ import annotations
 
@@ -40,12 +42,14 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[2], help="bn_groups (1 = no shuffle-BN)")
     parser.add_argument("--simclr-taus", type=float, nargs="+", default=[0.1, 0.2])
     parser.add_argument("--no-simclr", action="store_true")
+    parser.add_argument("--batch-divisor", type=int, default=4,
+                        help="batch = the profile's batch // this (4: section 7's batch, 16: section 9's)")
     args = parser.parse_args()
 
     profile = get_profile(args.profile)
     device = get_device()
     data = load_image_dataset(profile.dataset, profile.n_train, profile.n_test, n_val=profile.n_val)
-    batch = profile.batch_size // 4
+    batch = profile.batch_size // args.batch_divisor
     epochs = args.epochs or max(1, profile.sweep_epochs // 2)
     augment = profile.augment.without("crop") if profile.dataset == "cluttered_digits" else profile.augment
     steps = epochs * (len(data.train_x) // batch)

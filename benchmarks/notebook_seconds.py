@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from contrastive_lab.notebook_tools import execute
+from tools.notebook_tools import execute
 
 BUDGET_S = 120
 

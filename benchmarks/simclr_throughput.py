@@ -6,8 +6,12 @@ Same model, same batch size, same loss; only the input pipeline differs:
   (contrastive_lab.augment.two_views), the fit loop reading the loss every
   `log_every` steps;
 - recipe:  a DataLoader with worker processes applies per-sample torchvision v2
-  transforms to each image twice, collates, and copies the batch to the device,
-  with a plain loop around it.
+  transforms to each image twice, collates, and copies the batch to the device
+  (pinned memory, non_blocking, the two views concatenated on the device), with a
+  plain loop around it. Everything else is the package's: the same model object
+  (channels_last, compiled once when the profile says so), the same optimizer
+  (`make_optimizer`: fused Adam/AdamW, the profile's lr and weight decay), the same
+  autocast and gradient scaler. Only the input pipeline differs.
 Each path is timed twice, in turns (A B A B), and the better run of each is kept.
 Prints views per second and their ratio, measured in this one run.
 
@@ -29,7 +33,8 @@ from contrastive_lab.losses import nt_xent
 from contrastive_lab.methods.simclr import SimCLR, train_simclr
 from contrastive_lab.models import make_encoder, prepare_model
 from contrastive_lab.profiles import FULL, QUICK
-from contrastive_lab.train import autocast_context
+from contrastive_lab.train import (autocast_context, backward_and_step, compile_once, make_grad_scaler,
+                                   make_optimizer)
 
 
 class TwoViewDataset(Dataset):
@@ -53,22 +58,27 @@ class TwoViewDataset(Dataset):
 
 
 def dataloader_views_per_s(model, images, cfg, batch, steps, device, profile, workers) -> float:
-    """The usual recipe: DataLoader + per-sample v2 transforms, a plain training loop."""
+    """The usual recipe: DataLoader + per-sample v2 transforms, a plain training loop, on the
+    package's model, optimizer and precision (see the module docstring). The first step (the
+    workers starting, a compile if the model was not compiled yet) is not timed."""
     loader = DataLoader(TwoViewDataset(images, cfg), batch_size=batch, shuffle=True, drop_last=True,
                         num_workers=workers, pin_memory=device.type == "cuda")
-    opt = torch.optim.Adam(model.parameters(), profile.lr)
+    prepare_model(model, device, profile.channels_last)          # no-op when the package already did it
+    compile_once(model, profile.compile)
+    opt = make_optimizer(model.parameters(), profile.optimizer, profile.lr, profile.weight_decay)
+    scaler = make_grad_scaler(device, profile.amp)
     done, start = 0, None
     while done < steps + 1:
         for v1, v2_ in loader:
             if done == 1:                       # the first batch waits for the workers to start
                 start = time.perf_counter()
-            views = torch.cat([v1, v2_]).to(device, non_blocking=True)
+            v1, v2_ = v1.to(device, non_blocking=True), v2_.to(device, non_blocking=True)   # pinned → device
+            views = torch.cat([v1, v2_])                                                     # on the device
             with autocast_context(device, profile.amp):
                 z1, z2 = model(views).chunk(2)
                 loss = nt_xent(z1, z2, 0.2)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            backward_and_step(loss, opt, scaler)
             done += 1
             if done == steps + 1:
                 break

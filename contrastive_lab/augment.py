@@ -15,6 +15,12 @@ back on the host: every random parameter is drawn there (pass a
 `torch.Generator` on that device to make the draws repeat), and the few
 constant matrices are built once per device, not from Python lists per step.
 
+Views are always computed in float32 with autocast switched off, also when
+called inside a training step under bf16/fp16 autocast: in bf16 the affine warp
+alone would move pixels by up to 24 grey levels, and a run on a GPU would see
+other views than the same seed on a CPU. Cast the views for the encoder
+afterwards (the course's training loop does; autocast would too).
+
 `RECIPES` holds one augmentation recipe per dataset (`recipe_for(name)`), so a
 profile trains CIFAR-10 with SimCLR's recipe and digits with one that keeps
 them readable.
@@ -25,6 +31,7 @@ them readable.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from dataclasses import dataclass, replace
@@ -86,6 +93,21 @@ class AugmentConfig:
         return replace(self, **changes)
 
 
+def in_float32(fn):
+    """Run an augmentation in float32 with autocast off on the batch's device (see the module
+    docstring); half-precision input is upcast. Outside autocast this only checks a flag."""
+    @functools.wraps(fn)
+    def wrapper(x: torch.Tensor, *args, **kwargs):
+        half = isinstance(x, torch.Tensor) and x.dtype in (torch.float16, torch.bfloat16)
+        kind = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+        autocast_on = torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)
+        if not (half or autocast_on):
+            return fn(x, *args, **kwargs)
+        with torch.autocast(kind, enabled=False) if autocast_on else contextlib.nullcontext():
+            return fn(x.float() if half else x, *args, **kwargs)
+    return wrapper
+
+
 def _check_images(x: torch.Tensor) -> None:
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (N, 3, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
@@ -98,6 +120,7 @@ def _rand(n: int, x: torch.Tensor, generator: torch.Generator | None) -> torch.T
     return torch.rand(n, generator=generator, device=x.device)
 
 
+@in_float32
 def random_resized_crop(x: torch.Tensor, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
                         flip_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Crop a random box from every image and resize it back to (H, W); optional flip.
@@ -149,8 +172,12 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
 def hue_rotation_matrices(turns: torch.Tensor) -> torch.Tensor:
     """(N,) hue shifts in turns → (N, 3, 3) RGB matrices that rotate the hue.
 
-    The rotation happens in YIQ space, so brightness (Y) is kept. This linear
-    form is a close, much faster stand-in for shifting H in HSV.
+    The rotation happens in YIQ space, so brightness (Y) is kept. A positive
+    shift turns red towards yellow and green, the direction of torchvision's
+    `adjust_hue`. It is a linear stand-in for shifting H in HSV, not the same
+    map: HSV keeps each pixel's largest and smallest channel, YIQ keeps its
+    luminance, so the two agree in direction, not pixel for pixel (see
+    tests/test_augment_reference.py).
     """
     to_yiq = _constant(_RGB_TO_YIQ, turns.device, turns.dtype)
     to_rgb = _constant(_YIQ_TO_RGB, turns.device, turns.dtype)
@@ -158,23 +185,52 @@ def hue_rotation_matrices(turns: torch.Tensor) -> torch.Tensor:
     cos, sin = torch.cos(angle), torch.sin(angle)
     rot = torch.zeros(len(turns), 3, 3, device=turns.device, dtype=turns.dtype)
     rot[:, 0, 0] = 1
-    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
-    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
+    rot[:, 1, 1], rot[:, 1, 2] = cos, sin
+    rot[:, 2, 1], rot[:, 2, 2] = -sin, cos
     return to_rgb @ rot @ to_yiq
 
 
+@in_float32
+def adjust_colors(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
+                  saturation: torch.Tensor | None = None, hue: torch.Tensor | None = None) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue, each image with its own factors, in that order.
+
+    x: (N, C, H, W) in [0, 1]. brightness, contrast, saturation: (N,) factors
+    (1 = unchanged); hue: (N,) shifts in turns (0 = unchanged). Saturation and
+    hue need 3 channels; None skips them. Each step is torchvision's
+    (`adjust_brightness`: b·x; `adjust_contrast`: c·x + (1 − c)·mean gray;
+    `adjust_saturation`: s·x + (1 − s)·gray) except hue (see `hue_rotation_matrices`).
+
+    All four are linear in the pixel colour, so each image gets ONE C×C colour
+    matrix and one offset:  out = Hue · Sat · (c·b) · x + (1 − c) · b · mean_gray(x),
+    clipped to [0, 1] once at the end (torchvision clips after every step, which
+    differs only where a step overshoots). Returns (N, C, H, W).
+    """
+    _check_images(x)
+    n, c = x.shape[:2]
+    eye = torch.eye(c, device=x.device, dtype=x.dtype).expand(n, c, c)
+    matrix = (brightness * contrast)[:, None, None] * eye                   # (N, C, C)
+    if saturation is not None:
+        s = saturation[:, None, None]
+        to_gray = _constant(_LUMA, x.device, x.dtype)
+        sat = s * eye + (1 - s) * to_gray.expand(n, 1, 3).expand(n, 3, 3)   # rows: s·e_i + (1−s)·w
+        matrix = sat @ matrix
+    if hue is not None:
+        matrix = hue_rotation_matrices(hue).to(x.dtype) @ matrix
+    mean_gray = (_gray(x) if c == 3 else x).mean((1, 2, 3))                 # (N,)
+    offset = ((1 - contrast) * brightness * mean_gray)[:, None, None, None]
+    return (torch.bmm(matrix, x.flatten(2)).view_as(x) + offset).clamp(0, 1)
+
+
+@in_float32
 def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1,
                  p: float = 0.8, generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-image random brightness, contrast, saturation and hue, applied with probability p.
 
     x: (N, 3, H, W) in [0, 1] (1-channel images get brightness and contrast only).
     Factors are uniform in [1 − s, 1 + s]; the hue shift is uniform in ±`hue`
-    turns (a rotation in YIQ colour space). Applied in that order.
-
-    All four are linear in the pixel colour, so each image gets ONE 3×3 colour
-    matrix and one offset:  out = Hue · Sat · (c·b) · x + (1 − c) · b · mean_gray(x),
-    clipped to [0, 1] once at the end (torchvision clips after every step, which
-    differs only where a step overshoots). Returns (N, C, H, W).
+    turns (a rotation in YIQ colour space). `adjust_colors` applies them, in
+    that order. Returns (N, C, H, W).
     """
     _check_images(x)
     n, c = x.shape[:2]
@@ -184,21 +240,16 @@ def color_jitter(x: torch.Tensor, brightness=0.4, contrast=0.4, saturation=0.4, 
 
     b, k = factor(brightness), factor(contrast)
     apply = _rand(n, x, generator) < p
-    eye = torch.eye(c, device=x.device, dtype=x.dtype).expand(n, c, c)
-    matrix = (b * k)[:, None, None] * eye                                  # (N, C, C)
+    s = turns = None
     if c == 3:
-        s = factor(saturation)[:, None, None]
-        to_gray = _constant(_LUMA, x.device, x.dtype)
-        sat = s * eye + (1 - s) * to_gray.expand(n, 1, 3).expand(n, 3, 3)   # rows: s·e_i + (1−s)·w
-        matrix = sat @ matrix
+        s = factor(saturation)
         if hue > 0:
-            matrix = hue_rotation_matrices(hue * (2 * _rand(n, x, generator) - 1)).to(x.dtype) @ matrix
-    mean_gray = (_gray(x) if c == 3 else x).mean((1, 2, 3))                 # (N,)
-    offset = ((1 - k) * b * mean_gray)[:, None, None, None]
-    out = (torch.bmm(matrix, x.flatten(2)).view_as(x) + offset).clamp(0, 1)
+            turns = hue * (1 - 2 * _rand(n, x, generator))
+    out = adjust_colors(x, b, k, s, turns)
     return torch.where(apply[:, None, None, None], out, x)
 
 
+@in_float32
 def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
     """Turn each image gray (keeping 3 channels) with probability p. (N, C, H, W) → same."""
     _check_images(x)
@@ -206,29 +257,48 @@ def random_grayscale(x: torch.Tensor, p: float = 0.2, generator: torch.Generator
     return torch.where(apply, _gray(x).expand_as(x), x)
 
 
-def gaussian_blur(x: torch.Tensor, sigma=(0.1, 1.5), p: float = 0.5,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Blur each image with its own Gaussian (sigma uniform in `sigma`) with probability p.
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """(N,) standard deviations (pixels) → (N, 2·radius + 1) Gaussian kernels, each summing to 1."""
+    taps = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
+    kernel = torch.exp(-(taps[None] ** 2) / (2 * sigma[:, None] ** 2))
+    return kernel / kernel.sum(1, keepdim=True)
 
-    One grouped convolution applies N different kernels. (N, C, H, W) → same.
+
+@in_float32
+def blur_each(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Blur image i with a Gaussian of std sigma[i], kernel 2·radius + 1 wide, edges reflected.
+
+    x: (N, C, H, W), sigma: (N,). The 2-D Gaussian is separable: a vertical then
+    a horizontal pass of the 1-D kernel, both as ONE grouped convolution that
+    gives every (image, channel) its own kernel. Equals torchvision's
+    `gaussian_blur(x[i], 2·radius + 1, sigma[i])`. Returns (N, C, H, W).
     """
-    _check_images(x)
     n, c, h, w = x.shape
-    s = sigma[0] + (sigma[1] - sigma[0]) * _rand(n, x, generator)
-    radius = max(1, int(math.ceil(3 * sigma[1])))
-    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    kernel = torch.exp(-(taps[None] ** 2) / (2 * s[:, None] ** 2))
-    kernel = kernel / kernel.sum(1, keepdim=True)                 # (N, K)
-    kernel = kernel.repeat_interleave(c, 0)                      # (N*C, K)
+    kernel = gaussian_kernels(sigma.to(x.dtype), radius).repeat_interleave(c, 0)   # (N*C, K)
     flat = x.reshape(1, n * c, h, w)
     flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
     flat = F.conv2d(flat, kernel[:, None, :, None], groups=n * c)  # vertical
     flat = F.conv2d(flat, kernel[:, None, None, :], groups=n * c)  # horizontal
-    blurred = flat.reshape(n, c, h, w)
+    return flat.reshape(n, c, h, w)
+
+
+@in_float32
+def gaussian_blur(x: torch.Tensor, sigma=(0.1, 1.5), p: float = 0.5,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Blur each image with its own Gaussian (sigma uniform in `sigma`) with probability p.
+
+    The kernel reaches 3 · max(sigma) pixels each side; `blur_each` applies it.
+    (N, C, H, W) → same.
+    """
+    _check_images(x)
+    n = x.shape[0]
+    s = sigma[0] + (sigma[1] - sigma[0]) * _rand(n, x, generator)
+    blurred = blur_each(x, s, radius=max(1, int(math.ceil(3 * sigma[1]))))
     apply = (_rand(n, x, generator) < p)[:, None, None, None]
     return torch.where(apply, blurred, x)
 
 
+@in_float32
 def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, std²) noise to every pixel and clip to [0, 1]."""
     _check_images(x)
@@ -236,6 +306,7 @@ def gaussian_noise(x: torch.Tensor, std: float = 0.05, generator: torch.Generato
     return (x + std * noise).clamp(0, 1)
 
 
+@in_float32
 def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply the whole pipeline of `config` to a batch, fresh parameters per image.
@@ -260,6 +331,7 @@ def augment(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     return out.clamp(0, 1)
 
 
+@in_float32
 def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independently augmented views of every image: the positive pairs of SimCLR.
@@ -270,6 +342,7 @@ def two_views(x: torch.Tensor, config: AugmentConfig = AugmentConfig(),
     return augment(x, config, generator), augment(x, config, generator)
 
 
+@in_float32
 def random_rotation(x: torch.Tensor, degrees=(-180.0, 180.0), p: float = 1.0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Rotate each image about its centre by its own angle, uniform in `degrees`, with probability p.
@@ -306,7 +379,8 @@ CIFAR10_RECIPE = AugmentConfig(crop_scale=(0.08, 1.0), flip_p=0.5, jitter_p=0.8,
                                contrast=0.4, saturation=0.4, hue=0.1, grayscale_p=0.2)
 """SimCLR's CIFAR-10 recipe (Chen et al. 2020, appendix B.9): random resized crop of 8–100 %
 of the area, horizontal flip, colour jitter of strength 0.5 with p = 0.8, grayscale p = 0.2,
-no blur at 32 × 32."""
+no blur at 32 × 32. The hue part is a rotation in YIQ (`hue_rotation_matrices`), close to
+torchvision's HSV shift in direction and size, not equal to it pixel for pixel."""
 
 RECIPES = {
     "cluttered_digits": DIGITS_RECIPE,

@@ -26,9 +26,22 @@ of W processes. Here:
   gradients is its gradient. The `global_*` losses gather first.
 - `shard_batches`: every process draws the same permutation and keeps its
   slice of each global batch: disjoint shards, no duplicates.
-- `sync_batchnorm`: BatchNorm statistics over the global batch. CUDA only:
-  PyTorch's SyncBatchNorm raises on a CPU tensor, so on CPU (gloo) every
-  process normalises over its own batch. SyncBN is unmeasured here (no GPU).
+- `global_batchnorm`: BatchNorm statistics over the global batch (`GlobalBatchNorm`:
+  one all-reduce of the per-process statistics per layer, through
+  torch.distributed's functional collectives, so autograd sends the gradient
+  back through it). No host synchronisation and no data-dependent shapes, and
+  it runs on gloo (CPU) as on NCCL: the tests check it against BatchNorm over
+  the concatenated batch. PyTorch's own SyncBatchNorm (`sync_batchnorm`, CUDA
+  only) indexes with a mask in every forward (`count_all[mask]` in
+  torch/nn/modules/_functions.py), one host sync per BatchNorm layer per step
+  (21 in the course's ResNet-18 + head), and breaks a compiled graph at every
+  layer. Neither is measured on a GPU here.
+- `shared_generator`: a generator in the same state on every process (MoCo's
+  shuffle-BN draws one permutation for all of them without a message per step).
+- Timeouts: a collective waits `setup(timeout_s=...)` for a missing process,
+  30 minutes by default: long enough for a first torch.compile or a slow disk,
+  short enough that a dead process does not hold the job for hours. Download
+  data before `setup` (the CLI does), not inside a barrier.
 
 Run as ONE process (no torchrun), the world has size 1: the gather is the
 identity, the offset is 0, and every loss equals its single-process twin in
@@ -47,9 +60,10 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .device import get_device, get_rank, get_world_size
+from .device import get_device, get_rank, get_world_size, make_generator
 from .losses import DEFAULT_TEMPERATURE, float32_block
-from .validate import check_labels, check_matrix, check_positive, check_same_shape, value_checks_enabled
+from .validate import (check_labels, check_matrix, check_positive, check_same_shape, check_temperature,
+                       value_checks_enabled)
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -144,13 +158,19 @@ def rank_device(local_rank: int = 0, name: str | None = None) -> torch.device:
     return device
 
 
-def setup(device: str | None = None, timeout_s: float = 120.0, env: Mapping[str, str] | None = None) -> World:
+DEFAULT_TIMEOUT_S = 30 * 60.0
+
+
+def setup(device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          env: Mapping[str, str] | None = None) -> World:
     """Join the other processes (torch.distributed) and return this process's World.
 
     Reads torchrun's environment (`read_env`); a single process (no RANK /
     WORLD_SIZE) gets World(0, 1, 0, device, None) and no process group. The
     backend follows the device: NCCL on CUDA, gloo on CPU. `timeout_s` bounds
-    how long a collective waits for a missing process before failing.
+    how long a collective waits for a missing process before failing (30 min by
+    default: a first compile of a big model, or one slow node, must not kill the
+    job). Download and prepare the data before calling it.
     """
     rank, world_size, local_rank = read_env(env)
     device = rank_device(local_rank, device)
@@ -179,6 +199,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_processes(fn, nprocs: int, args: tuple = (), timeout_s: float = 300.0) -> None:
+    """Start `fn(rank, *args)` in `nprocs` processes (torch.multiprocessing) and wait for all of
+    them; a process that fails re-raises its error here, and processes still running after
+    `timeout_s` are killed and a WorldError says so. For tests and demos on one machine
+    (with `free_port()` as MASTER_PORT); real runs use torchrun."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout_s
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise WorldError(f"the {nprocs} processes did not finish within {timeout_s:.0f} s")
+
+
 def wrap_ddp(module: nn.Module, world: World, **kwargs) -> nn.Module:
     """DistributedDataParallel around `module` (already on world.device); the module itself
     when world_size is 1. DDP makes every process start from rank 0's weights and
@@ -190,16 +228,108 @@ def wrap_ddp(module: nn.Module, world: World, **kwargs) -> nn.Module:
 
 
 def sync_batchnorm(module: nn.Module, device: torch.device | str) -> nn.Module:
-    """Every BatchNorm → SyncBatchNorm, so batch statistics are taken over all processes.
+    """Every BatchNorm → PyTorch's SyncBatchNorm, so batch statistics are taken over all processes.
 
     CUDA only: PyTorch's SyncBatchNorm raises on CPU tensors ("expected input
-    tensor to be on GPU"), so this raises a WorldError on any other device;
-    on CPU each process normalises over its own batch. Call before `wrap_ddp`.
+    tensor to be on GPU"), so this raises a WorldError on any other device. Its
+    forward waits for the host once per layer per step (see the module docstring);
+    the course's `--sync-bn` uses `global_batchnorm` instead. Call before `wrap_ddp`.
     """
     if torch.device(device).type != "cuda":
         raise WorldError("SyncBatchNorm runs on CUDA GPUs only (PyTorch raises on CPU tensors); "
                          "on the CPU train without it: each process normalises over its own batch")
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training-mode statistics are those of the GLOBAL batch of all processes.
+
+    Input (N, C, …), every process with the same N (`shard_batches` gives that). Each
+    process computes its per-channel mean m_r and sum of squared deviations M2_r over
+    its own n = N·(…) values; ONE all-reduce sums [m_r, M2_r, m_r²] (3C numbers); then
+
+        mean = Σ m_r / W,    var = (Σ M2_r + n · (Σ m_r² − W · mean²)) / (n · W)
+
+    (the within- plus the between-process spread), exactly the biased variance of the
+    concatenated batch. The all-reduce is `torch.distributed._functional_collectives`'s,
+    which carries the gradient back (the backward all-reduces the gradients of the
+    statistics), so every process's gradient is that of BatchNorm over the global batch.
+    Nothing reads a value on the host and no shape depends on the data. The running
+    statistics are updated with the global mean and the unbiased global variance.
+    Computed in float32; the output has the input's dtype. In eval mode, or with one
+    process, it is nn.BatchNorm. Same parameters and buffers as nn.BatchNorm*d.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.ndim < 2:
+            raise ValueError(f"GlobalBatchNorm expects (N, C, ...) input, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        world = get_world_size()
+        if not self.training or world == 1:
+            return super().forward(x)
+        self._check_input_dim(x)
+        import torch.distributed._functional_collectives as funcol
+
+        c = x.shape[1]
+        dims = [0, *range(2, x.ndim)]
+        shape = (1, c) + (1,) * (x.ndim - 2)
+        n = x.numel() // c                                        # values per channel on this process
+        xf = x.float()
+        mean = xf.mean(dims)                                      # (C,)
+        m2 = (xf - mean.view(shape)).pow(2).sum(dims)             # (C,)
+        total = funcol.all_reduce(torch.cat([mean, m2, mean * mean]), "sum", dist.group.WORLD)
+        sum_mean, sum_m2, sum_mean_sq = total.split(c)
+        global_mean = sum_mean / world
+        var = ((sum_m2 + n * (sum_mean_sq - world * global_mean * global_mean)) / (n * world)).clamp_min(0)
+        y = (xf - global_mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                # momentum None: a cumulative average, 1 / batches seen (kept as a tensor: no host read)
+                factor = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
+                count = n * world
+                self.running_mean.lerp_(global_mean.detach().to(self.running_mean.dtype), factor)
+                self.running_var.lerp_((var.detach() * count / max(count - 1, 1)).to(self.running_var.dtype),
+                                       factor)
+        return y.to(x.dtype)
+
+
+def global_batchnorm(module: nn.Module) -> nn.Module:
+    """Every BatchNorm layer in `module` → GlobalBatchNorm, in place, with the same weights and
+    statistics (the state_dict keeps its keys). Returns `module` (the new layer when `module`
+    is itself a BatchNorm). Call before `wrap_ddp`; works on every device and backend."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats, device=_param_device(module))
+        new.load_state_dict(module.state_dict())
+        if module.affine:
+            new.weight.requires_grad_(module.weight.requires_grad)
+            new.bias.requires_grad_(module.bias.requires_grad)
+        return new.train(module.training)
+    for name, child in module.named_children():
+        converted = global_batchnorm(child)
+        if converted is not child:
+            setattr(module, name, converted)
+    return module
+
+
+def _param_device(module: nn.Module):
+    tensors = list(module.parameters()) + list(module.buffers())
+    return tensors[0].device if tensors else None
+
+
+def shared_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator in the same state on every process: rank 0's `seed` (plus $CLAB_SEED) is
+    broadcast once, here, so every process then draws the same numbers (MoCo's shuffle-BN
+    permutation) without a message per step. With one process, `make_generator(seed, device)`."""
+    if get_world_size() > 1:
+        box = [seed]
+        dist.broadcast_object_list(box, src=0)
+        seed = box[0]
+    return make_generator(seed, device)
 
 
 # ---------------------------------------------------------------- batches
@@ -330,7 +460,7 @@ def nt_xent_gathered(z1: torch.Tensor, z2: torch.Tensor, all_z1: torch.Tensor, a
     check_same_shape(z1, z2, "z1", "z2")
     check_same_shape(all_z1, all_z2, "all_z1", "all_z2")
     _check_gathered(z1, all_z1, rank, "nt_xent_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     n, m = z1.shape[0], all_z1.shape[0]
     with float32_block(z1):
         queries = F.normalize(torch.cat([z1, z2]).float(), dim=1)             # (2n, D)
@@ -355,7 +485,7 @@ def info_nce_gathered(query: torch.Tensor, positive_key: torch.Tensor, all_keys:
     """
     check_same_shape(query, positive_key, "query", "positive_key")
     _check_gathered(positive_key, all_keys, rank, "info_nce_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     with float32_block(query):
         q = F.normalize(query.float(), dim=1)
         k = F.normalize(all_keys.float(), dim=1)
@@ -405,7 +535,7 @@ def supcon_loss_gathered(features: torch.Tensor, labels: torch.Tensor, all_featu
     check_labels(labels, features.shape[0])
     check_labels(all_labels, all_features.shape[0], "all_labels")
     world = _check_gathered(features, all_features, rank, "supcon_loss_gathered")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     m = features.shape[0]
     with float32_block(features):
         q = F.normalize(features.float(), dim=1)

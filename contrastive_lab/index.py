@@ -25,17 +25,19 @@ Arrays may be numpy or torch; results are numpy (scores float32, ids int64, -1 =
 """
 from __future__ import annotations
 
+import numbers
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import faiss
 import numpy as np
 import torch
 
-from .atomic import save_atomically
+from .integrity import CorruptFileError, load_checked, save_checked
 
 FORMAT = "contrastive-lab/index"
+FORMAT_VERSION = 1
 METRICS = {"inner_product": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 UNIT_TOLERANCE = 1e-3
 
@@ -78,6 +80,19 @@ def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf")
     return x
+
+
+def _check_whole(value, name: str, low: int = 1, high: int | None = None) -> int:
+    """value must be a whole number in [low, high]; returns it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        span = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be a whole number {span}, got {value!r}")
+    return int(value)
+
+
+# search-time knobs that faiss reads as a count; 0, negative or fractional values break searches
+_COUNT_PARAMS = ("efSearch", "nprobe")
 
 
 def _check_unit(x: np.ndarray, name: str) -> None:
@@ -128,6 +143,8 @@ class VectorIndex:
         """Set search-time knobs by faiss name: efSearch (HNSW), nprobe (IVF). Returns self."""
         space = faiss.ParameterSpace()
         for name, value in params.items():
+            if name in _COUNT_PARAMS:
+                value = _check_whole(value, name)
             try:
                 space.set_index_parameter(self.faiss, name, value)
             except RuntimeError as exc:
@@ -141,13 +158,21 @@ class VectorIndex:
 
         Scores are inner products (cosines on unit vectors) or squared L2 distances.
         """
-        if not 1 <= k <= max(self.meta.count, 1):
-            raise ValueError(f"k must be between 1 and the number of stored vectors ({self.meta.count}), got {k}")
-        return self.faiss.search(self._queries(queries), k)
+        count = int(self.faiss.ntotal)
+        if count == 0:
+            raise ValueError("the index is empty: add vectors (index.add(vectors)) before searching it")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= count:
+            raise ValueError(f"k must be a whole number between 1 and the number of stored vectors ({count}), "
+                             f"got {k!r}")
+        return self.faiss.search(self._queries(queries), int(k))
 
     def range_search(self, queries, threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector scoring above `threshold` for each query (inner product > threshold,
-        or squared L2 distance < threshold). Returns one (ids, scores) pair per query, best first."""
+        or squared L2 distance < threshold). Returns one (ids, scores) pair per query, best first.
+
+        The strict `>` is faiss's; the course's decisions are score >= t (`evaluate.accepts`). They
+        differ only for a score exactly at t, which a calibrated threshold (halfway between two
+        scores, `production.threshold_for_precision`) does not have."""
         lims, scores, ids = self.faiss.range_search(self._queries(queries), float(threshold))
         out = []
         for i in range(len(lims) - 1):
@@ -189,14 +214,23 @@ def build_index(vectors, factory: str = "Flat", *, model_version: str, metric: s
         inner = faiss.downcast_index(index)
         if not hasattr(inner, "hnsw"):
             raise ValueError(f"ef_construction applies to HNSW indexes, not {factory!r}")
-        inner.hnsw.efConstruction = int(ef_construction)
+        inner.hnsw.efConstruction = _check_whole(ef_construction, "ef_construction")
+    if train_size is not None:
+        train_size = _check_whole(train_size, "train_size")
     start = time.perf_counter()
     if not index.is_trained:
         sample = x
         if train_size is not None and train_size < len(x):
             pick = np.random.default_rng(seed).choice(len(x), train_size, replace=False)
             sample = x[np.sort(pick)]
-        index.train(sample)
+        try:
+            index.train(sample)
+        except RuntimeError as exc:
+            reason = str(exc).split("failed: ")[-1].strip()
+            raise ValueError(
+                f"faiss could not train {factory!r} on {len(sample)} vectors: {reason}. An IVF index with C cells "
+                "needs at least C training vectors (faiss advises 39·C), and PQ/SQ codebooks need 256 per "
+                "sub-quantizer: use fewer cells (e.g. 'IVF{n},Flat' with n ≈ √N) or more vectors") from None
     index.add(x)
     seconds = time.perf_counter() - start
     meta = IndexMeta(factory, int(x.shape[1]), metric, bool(normalized), model_version, int(index.ntotal))
@@ -204,10 +238,73 @@ def build_index(vectors, factory: str = "Flat", *, model_version: str, metric: s
 
 
 def save_index(index: VectorIndex, path) -> None:
-    """Write the index and its metadata to one file, atomically (safe to load with weights_only)."""
+    """Write the index, its metadata and their SHA-256 to one file, atomically.
+
+    The file holds tensors and plain values only (safe to load with weights_only); what
+    faiss serializes is checked on load against the metadata written beside it.
+    """
     data = torch.from_numpy(faiss.serialize_index(index.faiss).copy())
-    save_atomically({"format": FORMAT, "format_version": 1, "meta": asdict(index.meta),
+    meta = asdict(index.meta)
+    meta["count"] = int(index.faiss.ntotal)
+    save_checked({"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta,
                   "params": dict(index.params), "faiss": data}, path)
+
+
+def _refuse(path, problem: str) -> CorruptFileError:
+    return CorruptFileError(f"{os.fspath(path)} is not a valid saved index: {problem}; "
+                            "build the index again and write it with save_index")
+
+
+def _read_meta(path, payload: dict) -> IndexMeta:
+    """The metadata of a loaded payload, each field of the type IndexMeta says."""
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise _refuse(path, f"it has format_version {payload.get('format_version')!r}, this package reads "
+                            f"{FORMAT_VERSION}")
+    raw, params = payload.get("meta"), payload.get("params")
+    if not isinstance(raw, dict) or not isinstance(params, dict) or not isinstance(payload.get("faiss"), torch.Tensor) \
+            or payload["faiss"].dtype != torch.uint8 or payload["faiss"].ndim != 1:
+        raise _refuse(path, "'meta', 'params' or 'faiss' is missing or of the wrong type")
+    kinds = {f.name: f.type for f in fields(IndexMeta)}
+    if set(raw) != set(kinds):
+        raise _refuse(path, f"its metadata has the keys {sorted(raw)}, expected {sorted(kinds)}")
+    types = {"str": str, "int": int, "bool": bool}
+    for name, kind in kinds.items():
+        value = raw[name]
+        if not isinstance(value, types[kind]) or (kind == "int" and isinstance(value, bool)):
+            raise _refuse(path, f"meta[{name!r}] must be a {kind}, got {value!r}")
+    if raw["metric"] not in METRICS:
+        raise _refuse(path, f"unknown metric {raw['metric']!r}")
+    return IndexMeta(**raw)
+
+
+def _check_against_faiss(path, meta: IndexMeta, index: faiss.Index) -> None:
+    """The metadata must describe the faiss object: dimension, count, metric, kind, unit vectors."""
+    found = {"dim": int(index.d), "count": int(index.ntotal), "metric": index.metric_type}
+    wanted = {"dim": meta.dim, "count": meta.count, "metric": METRICS[meta.metric]}
+    for name in found:
+        if found[name] != wanted[name]:
+            raise _refuse(path, f"its metadata says {name} = {getattr(meta, name)!r} but the faiss index holds "
+                                f"{name} = {found[name]!r}")
+    try:            # built empty and read back, as faiss names the kinds it reads (IndexFlat → IndexFlatIP)
+        expected = faiss.deserialize_index(faiss.serialize_index(
+            faiss.index_factory(meta.dim, meta.factory, METRICS[meta.metric])))
+    except RuntimeError:
+        raise _refuse(path, f"faiss does not understand its factory string {meta.factory!r}") from None
+    inner = faiss.downcast_index(index)
+    if type(faiss.downcast_index(expected)) is not type(inner):
+        raise _refuse(path, f"its metadata says {meta.factory!r} but the faiss index is an {type(inner).__name__}")
+    if meta.normalized and meta.count and type(inner).__name__ in _EXACT_STORAGE:
+        rows = np.unique(np.linspace(0, meta.count - 1, min(meta.count, 64)).astype(np.int64))
+        try:
+            norms = np.linalg.norm(np.stack([index.reconstruct(int(i)) for i in rows]), axis=1)
+        except RuntimeError:                 # this index cannot give its vectors back: nothing to check
+            return
+        if np.abs(norms - 1).max() > 10 * UNIT_TOLERANCE:
+            raise _refuse(path, "its metadata says the vectors have unit length, but stored vectors do not")
+
+
+# index kinds that store the vectors exactly (so their lengths can be checked on load)
+_EXACT_STORAGE = ("IndexFlat", "IndexFlatIP", "IndexFlatL2", "IndexHNSWFlat", "IndexIVFFlat")
 
 
 def load_index(path, model_version: str) -> VectorIndex:
@@ -215,19 +312,29 @@ def load_index(path, model_version: str) -> VectorIndex:
 
     Raises IndexVersionError when the index holds another model version's vectors:
     queries from one model compared with vectors from another are meaningless.
+    A file that is damaged (its SHA-256 does not match), truncated, not a saved index,
+    or whose metadata does not describe its faiss index (dimension, count, metric, kind,
+    unit-length vectors) raises CorruptFileError naming the file; one holding Python
+    objects raises UnsafeFileError (nothing in it is run).
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)} is not a saved index; write one with save_index")
-    meta = IndexMeta(**payload["meta"])
+    payload = load_checked(path, what="saved index", fmt=FORMAT, fix="write one with save_index")
+    meta = _read_meta(path, payload)
     if meta.model_version != model_version:
         raise IndexVersionError(
             f"the index in {os.path.basename(os.fspath(path))} holds vectors of model {meta.model_version!r}, "
             f"but you asked for model {model_version!r}. Vectors of different models live in different "
             f"spaces: re-embed the corpus with {model_version!r} and build a new index.")
-    index = VectorIndex(faiss.deserialize_index(payload["faiss"].numpy()), meta, {}, 0.0)
+    try:
+        raw = faiss.deserialize_index(payload["faiss"].numpy())
+    except RuntimeError as exc:
+        raise _refuse(path, f"faiss cannot read it ({str(exc).splitlines()[0][-120:]})") from None
+    _check_against_faiss(path, meta, raw)
+    index = VectorIndex(raw, meta, {}, 0.0)
     if payload["params"]:
-        index.set(**payload["params"])
+        try:
+            index.set(**payload["params"])
+        except ValueError as exc:
+            raise _refuse(path, f"its search parameters are invalid ({exc})") from None
     return index
 
 

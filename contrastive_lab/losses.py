@@ -34,11 +34,13 @@ by batch size); CLIP learns its own (`clip_loss` takes the learned scale).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from .validate import (check_labels, check_matrix, check_non_negative, check_positive,
-                       check_same_shape, value_checks_enabled)
+                       check_same_shape, check_temperature, value_checks_enabled)
 
 DISTANCES = ("cosine", "euclidean")
 DEFAULT_TEMPERATURE = 0.2
@@ -46,7 +48,10 @@ DEFAULT_TEMPERATURE = 0.2
 
 def float32_block(x: torch.Tensor):
     """A `with` block in which autocast is off on x's device, so the maths inside runs in
-    float32 (cast the inputs with `.float()` inside it). Outside autocast it changes nothing."""
+    float32 (cast the inputs with `.float()` inside it). Outside autocast it changes nothing
+    (nor on a device without autocast, such as `meta`)."""
+    if not torch.amp.is_autocast_available(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
@@ -82,12 +87,13 @@ def pairwise_distance(a: torch.Tensor, b: torch.Tensor | None = None,
 
 def paired_distance(a: torch.Tensor, b: torch.Tensor, distance: str = "cosine") -> torch.Tensor:
     """Distance between matching rows: a (N, D), b (N, D) → (N,), in float32."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    check_same_shape(a, b, "a", "b")
     with float32_block(a):
         if distance == "cosine":
             return 1.0 - F.cosine_similarity(a.float(), b.float(), dim=1)
-        if distance == "euclidean":
-            return ((a.float() - b.float()) ** 2).sum(1).clamp_min(1e-12).sqrt()
-    raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        return ((a.float() - b.float()) ** 2).sum(1).clamp_min(1e-12).sqrt()
 
 
 def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor,
@@ -101,12 +107,15 @@ def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor,
 
     Args:
         z1, z2: (N, D) embeddings of the two sides of each pair.
-        same: (N,) bool or 0/1: whether pair i is a positive pair.
+        same: (N,) bool or 0/1 (any dtype): whether pair i is a positive pair.
         margin: how far apart different pairs are pushed (≥ 0).
         distance: "euclidean" or "cosine".
     """
     check_same_shape(z1, z2, "z1", "z2")
     check_labels(same, z1.shape[0], "same")
+    if value_checks_enabled() and not ((same == 0) | (same == 1)).all():
+        raise ValueError(f"same must hold only 0/1 or True/False (is pair i a positive pair?), got values "
+                         f"{sorted(set(same.unique().tolist()))[:6]}")
     check_non_negative(margin, "margin")
     d = paired_distance(z1, z2, distance)
     same = same.to(d.dtype)
@@ -154,7 +163,10 @@ def info_nce(query: torch.Tensor, positive_key: torch.Tensor,
     it is ≈ ln(number of candidates): ln N in-batch, ln(M + 1) with explicit negatives.
     """
     check_same_shape(query, positive_key, "query", "positive_key")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
+    if negative_keys is None and query.shape[0] < 2:
+        raise ValueError("info_nce with in-batch negatives needs at least 2 pairs (N ≥ 2) so that negatives "
+                         "exist; give negative_keys for a single query")
     if negative_keys is not None:
         check_matrix(negative_keys, "negative_keys")
         if negative_keys.shape[1] != query.shape[1]:
@@ -187,7 +199,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = DEFAULT_TEM
         temperature: > 0.
     """
     check_same_shape(z1, z2, "z1", "z2")
-    check_positive(temperature, "temperature")
+    check_temperature(temperature)
     n = z1.shape[0]
     if n < 2:
         raise ValueError("nt_xent needs at least 2 images (N ≥ 2) so that negatives exist")
@@ -212,12 +224,15 @@ def supcon_loss(features: torch.Tensor, labels: torch.Tensor,
 
     Args:
         features: (N, D) (for two views, concatenate them and repeat the labels).
-        labels: (N,) integer class labels.
+        labels: (N,) integer class labels (any integer dtype, or bool).
         temperature: > 0.
     """
     check_matrix(features, "features")
     check_labels(labels, features.shape[0])
-    check_positive(temperature, "temperature")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex:
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype} "
+                         "(a NaN label would match nothing); convert whole-number labels with labels.long()")
+    check_temperature(temperature)
     with float32_block(features):
         z = F.normalize(features.float(), dim=1)
         n = z.shape[0]
@@ -249,6 +264,8 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale) -> t
     """
     check_same_shape(image_emb, text_emb, "image_emb", "text_emb")
     check_positive(logit_scale, "logit_scale")
+    if image_emb.shape[0] < 2:
+        raise ValueError("clip_loss needs at least 2 image-text pairs (N ≥ 2) so that negatives exist")
     with float32_block(image_emb):
         img = F.normalize(image_emb.float(), dim=1)
         txt = F.normalize(text_emb.float(), dim=1)
@@ -284,6 +301,8 @@ def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor, gamma: float = 1.0,
     Computed in float32 with autocast off. `vicreg_loss` weighs and adds them.
     """
     check_same_shape(z1, z2, "z1", "z2")
+    check_non_negative(gamma, "gamma")
+    check_non_negative(eps, "eps")
     n, d = z1.shape
     if n < 2:
         raise ValueError("VICReg needs at least 2 samples to measure variance")
@@ -312,6 +331,9 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, invariance_weight: float = 2
     z1, z2: (N, D), N ≥ 2, NOT normalized. The terms are those of `vicreg_terms`
     (call it to see them). Set variance_weight=0 to watch it collapse. Returns a scalar.
     """
+    for name, weight in (("invariance_weight", invariance_weight), ("variance_weight", variance_weight),
+                         ("covariance_weight", covariance_weight)):
+        check_non_negative(weight, name)
     terms = vicreg_terms(z1, z2, gamma, eps)
     return (invariance_weight * terms["invariance"] + variance_weight * terms["variance"]
             + covariance_weight * terms["covariance"])
@@ -379,6 +401,7 @@ def arcface_loss(embeddings: torch.Tensor, class_weights: torch.Tensor, labels: 
     _check_class_labels(labels, embeddings.shape[0], class_weights.shape[0])
     check_non_negative(margin, "margin")
     check_positive(scale, "scale")
+    labels = labels.long()                                                # any integer dtype
     with float32_block(embeddings):
         z = F.normalize(embeddings.float(), dim=1)
         w = F.normalize(class_weights.float(), dim=1)
@@ -427,6 +450,9 @@ def multiple_negatives_ranking_loss(query: torch.Tensor, document: torch.Tensor,
     if hard_negative is not None:
         check_same_shape(query, hard_negative, "query", "hard_negative")
     check_positive(scale, "scale")
+    if hard_negative is None and query.shape[0] < 2:
+        raise ValueError("multiple_negatives_ranking_loss needs at least 2 pairs (N ≥ 2) so that negatives "
+                         "exist, or a hard_negative for each query")
     with float32_block(query):
         q = F.normalize(query.float(), dim=1)
         candidates = document if hard_negative is None else torch.cat([document, hard_negative])

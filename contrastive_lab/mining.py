@@ -56,7 +56,9 @@ def random_triplets(labels: torch.Tensor, generator: torch.Generator | None = No
     ok = pos.any(1) & neg.any(1)
     anchors = ok.nonzero().flatten()
     where = generator.device if generator is not None else labels.device
-    noise = torch.rand(pos.shape, generator=generator, device=where).to(labels.device)
+    noise = torch.rand(pos.shape, generator=generator, device=where)
+    if noise.device != labels.device:                 # a generator elsewhere: one copy (keep them together)
+        noise = noise.to(labels.device)
     p = torch.where(pos, noise, -1.0).argmax(1)
     n = torch.where(neg, noise.T, -1.0).argmax(1)   # a second, independent draw
     return anchors, p[anchors], n[anchors]

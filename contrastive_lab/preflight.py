@@ -4,8 +4,10 @@ A workshop host asks every attendee to run
 
     make preflight            (or: python -m contrastive_lab.preflight)
 
-before the session (notebook 00 runs the same checks). Every line says OK, or FIX and what
-to do; the exit status is non-zero if any line says FIX. It checks:
+before the session (notebook 00 runs the same checks). Every line says OK, FIX and what
+to do, or WARN; the exit status is non-zero if any line says FIX. A slow or busy machine is
+a WARN, not a FIX: the course runs there, more slowly, and the expected minutes say how
+slowly. It checks:
 
 - Python and the course's packages, against the exact versions of requirements-lock.txt
   (CLAB_VERSIONS=any accepts other versions, e.g. Colab's own PyTorch);
@@ -46,16 +48,23 @@ MIN_PYTHON = (3, 10)
 MIN_FREE_DISK_GB = {"quick": 2.0, "full": 10.0}       # data cache, trained models, (full) CIFAR-10
 MIN_FREE_MEMORY_GB = {"quick": 2.0, "full": 8.0}
 SPEED_TEST_S = 5.0
-TOO_SLOW = 4.0                                        # × the reference machine: notebooks past ~8 min
+TOO_SLOW = 4.0                                        # × the reference machine: WARN, notebooks past ~8 min
 FIX_INSTALL = "run `make lab` in the course folder (it installs the locked versions into .venv)"
 WIDGET_FRONTEND_MAJOR = {8: 5}                        # ipywidgets major → @jupyter-widgets/jupyterlab-manager major
 
 
 @dataclass
 class Check:
+    """One line of the report: ok=False is a FIX (the course cannot run until it is fixed);
+    warn=True on an ok check is a WARN (it runs, with a caveat: a slow machine)."""
     name: str
     ok: bool
     detail: str
+    warn: bool = False
+
+    @property
+    def label(self) -> str:
+        return "FIX" if not self.ok else "WARN" if self.warn else "OK"
 
 
 # ----------------------------------------------------------------------------- versions
@@ -211,7 +220,7 @@ def check_data_folder() -> Check:
         probe.write_text("ok")
         probe.unlink()
         return Check("data cache", True, f"{folder} (writable)")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return Check("data cache", False, f"not writable ({exc}); set CLAB_DATA_DIR to a folder you can write to")
 
 
@@ -225,22 +234,23 @@ def speed_test(profile, device, seconds: float = SPEED_TEST_S) -> float:
     from .losses import nt_xent
     from .methods.simclr import SimCLR
     from .models import make_encoder, prepare_model
+    from .train import autocast_context, backward_and_step, make_grad_scaler
 
     torch.manual_seed(0)
     model = prepare_model(SimCLR(make_encoder(profile), proj_dim=profile.proj_dim), device, profile.channels_last)
     opt = torch.optim.Adam(model.parameters(), profile.lr)
+    scaler = make_grad_scaler(device, profile.amp)        # fp16 on sm_7x (a T4), as the training loop does
     x, _ = make_cluttered_digits(profile.batch_size, seed=0)
     x = x.to(device)
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step():
         v1, v2 = two_views(x, profile.augment, generator)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=profile.amp and device.type == "cuda"):
+        with autocast_context(device, profile.amp):     # the dtype the training loop picks for this GPU
             z1, z2 = model(torch.cat([v1, v2])).chunk(2)
             loss = nt_xent(z1, z2, 0.2)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        backward_and_step(loss, opt, scaler)
 
     def sync():
         if device.type == "cuda":
@@ -266,12 +276,13 @@ def check_speed(profile, device, seconds: float = SPEED_TEST_S) -> list[Check]:
     reference times were measured with it)."""
     ms = speed_test(profile, device, seconds)
     ratio = ms / REFERENCE.step_ms
+    speed = f"{1 / ratio:.1f}×" if ratio < 10 else f"1/{ratio:.0f} of"          # never "0.0×"
     detail = (f"{ms:.0f} ms per SimCLR step of {profile.batch_size} images "
-              f"({1 / ratio:.1f}× the reference machine: {REFERENCE.machine})")
+              f"({speed} the speed of the reference machine: {REFERENCE.machine})")
     slow = profile.name == "quick" and ratio > TOO_SLOW
-    checks = [Check("speed test", not slow, detail + (
-        f": notebooks would take {ratio:.0f}× their planned time; close other programs, or use a GPU "
-        "(Colab: see docs/teaching.md)" if slow else ""))]
+    checks = [Check("speed test", True, detail + (
+        f": the notebooks will run, about {ratio:.0f}× slower than planned (expected minutes below); to go "
+        "faster close other programs, or use a GPU (Colab: see docs/teaching.md)" if slow else ""), warn=slow)]
     if profile.name == "quick":
         expected = expected_seconds(ms)
         known = {k: v for k, v in expected.items() if v is not None}
@@ -309,7 +320,7 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
     import torch
 
     from .data import data_dir
-    from .device import get_device
+    from .device import amp_dtype, get_device
     from .profiles import get_profile
 
     try:
@@ -318,6 +329,10 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
         return checks + [Check("device", False, f"{exc}; unset CLAB_DEVICE to let the course choose")]
     if device.type == "cuda":
         name = f"cuda: {torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 1024 ** 3:.0f} GB"
+        dtype = amp_dtype(device)
+        name += (f", compute capability {'.'.join(map(str, torch.cuda.get_device_capability(device)))}: "
+                 + (f"{str(dtype).removeprefix('torch.')} autocast" if dtype else "float32 (no fast half precision)")
+                 + (" with a gradient scaler" if dtype == torch.float16 else ""))
     elif device.type == "mps":
         name = "mps: Apple GPU"
     else:
@@ -335,10 +350,15 @@ def run_checks(fast: bool = False, speed_seconds: float = SPEED_TEST_S) -> list[
 
 
 def report(checks: list[Check]) -> str:
-    """The checks as aligned lines: 'OK   name  detail' or 'FIX  name  detail'."""
+    """The checks as aligned lines: 'OK   name  detail', 'WARN name  detail' or 'FIX  name  detail'."""
     width = max(len(c.name) for c in checks)
-    lines = [f"{'OK ' if c.ok else 'FIX'}  {c.name:<{width}}  {c.detail}" for c in checks]
-    verdict = "ready for the course" if all(c.ok for c in checks) else "fix the lines marked FIX"
+    lines = [f"{c.label:<4} {c.name:<{width}}  {c.detail}" for c in checks]
+    if not all(c.ok for c in checks):
+        verdict = "fix the lines marked FIX"
+    elif any(c.warn for c in checks):
+        verdict = "ready for the course, with the warnings marked WARN"
+    else:
+        verdict = "ready for the course"
     return "\n".join(lines + [f"=> {verdict}"])
 
 

@@ -4,6 +4,7 @@
     copies = near_duplicates(images, generator)                   # known transformations of each image
     corpus = jittered_copies(real_embeddings, settings.n_corpus, generator)
     threshold = threshold_for_precision(scores, is_match, target=0.95)
+    flagged = scores >= threshold                                 # the course's one rule (evaluate.accepts)
 
 The package pieces the notebook teaches live in their own modules: `export`
 (ship the encoder), `index` (faiss), `monitoring` (anomalies, drift) and
@@ -157,14 +158,15 @@ def jittered_copies(real: torch.Tensor, n_total: int, generator: torch.Generator
 
 
 def threshold_for_precision(scores: torch.Tensor, is_match: torch.Tensor, target: float) -> float:
-    """The threshold t whose decisions "score > t" find the most matches at precision ≥ target.
+    """The threshold t whose decisions "score >= t" find the most matches at precision ≥ target.
 
     scores: (P,) similarity of every candidate pair; is_match: (P,) bool, the pair is a true match.
     Among the cuts that reach the target, the one with the most true matches wins (highest
     recall); of equally good cuts, the highest (fewest pairs flagged). Tied scores fall on
     the same side. t sits halfway between the last flagged score and the next lower one
-    (1e-6 below the lowest score when every pair is flagged). Returns +inf when no cut
-    reaches the target (then nothing is flagged).
+    (1e-6 below the lowest score when every pair is flagged), a margin on both sides for
+    new pairs; a new score exactly at t is flagged, as `evaluate.accepts` decides everywhere
+    in the course. Returns +inf when no cut reaches the target (then nothing is flagged).
     """
     scores, is_match = scores.flatten().double(), is_match.flatten().bool()
     if scores.shape != is_match.shape:

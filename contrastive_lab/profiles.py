@@ -46,7 +46,10 @@ class Profile:
         cnn_widths: channel widths of the small CNN's four conv blocks.
         proj_dim: output size of projection heads.
         batch_size: training batch size.
-        epochs: epochs of a notebook's main training run.
+        epochs: epochs of a notebook's main training run (MoCo, BYOL, supervised, MAE,
+            CLIP, the CLI's moco/byol/clip).
+        simclr_epochs: SimCLR's own epoch count (notebook 05's model, the CLI's simclr),
+            None for `epochs`. Read it with `profile.epochs_of("simclr")`.
         sweep_epochs: epochs of each run inside a sweep (short runs).
         lr: learning rate (peak learning rate, with a schedule).
         optimizer: "adam" or "adamw" (fused kernels; see train.make_optimizer).
@@ -55,7 +58,8 @@ class Profile:
         warmup_epochs: linear learning-rate warm-up at the start of a run.
         knn_k: neighbours used by k-NN evaluation.
         eval_every: evaluate every this many epochs during training.
-        amp: use bf16 autocast (only has an effect on CUDA).
+        amp: mixed precision on CUDA, in `device.amp_dtype` (bf16 on sm_80+, fp16 + a
+            gradient scaler on sm_7x such as a T4); no effect elsewhere.
         channels_last: use the channels_last memory format.
         compile: torch.compile the models' modules (once; see train.compile_once).
         store_uint8: keep the training images on the device as uint8.
@@ -85,17 +89,30 @@ class Profile:
     compile: bool
     store_uint8: bool
     log_every: int = 25
+    simclr_epochs: int | None = None
 
     @property
     def augment(self) -> AugmentConfig:
         """The augmentation recipe of this profile's dataset."""
         return recipe_for(self.dataset)
 
+    def epochs_of(self, method: str) -> int:
+        """Epochs of `method`'s main run: `simclr_epochs` for "simclr" when set, else `epochs`."""
+        if method == "simclr" and self.simclr_epochs is not None:
+            return self.simclr_epochs
+        return self.epochs
+
     def replace(self, **changes) -> "Profile":
-        """Return a copy with some fields changed: `profile.replace(epochs=3)`."""
+        """Return a copy with some fields changed: `profile.replace(epochs=3)`.
+
+        A new `epochs` applies to every method, SimCLR included (its own count is
+        dropped unless `simclr_epochs` is given too): a shortened run stays short.
+        """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"Profile has no field(s) {sorted(unknown)}")
+        if "epochs" in changes:
+            changes.setdefault("simclr_epochs", None)
         return dataclasses.replace(self, **changes)
 
 
@@ -135,6 +152,12 @@ FULL = Profile(
     proj_dim=128,
     batch_size=512,
     epochs=100,
+    # SimCLR's own count, from public anchors for SimCLR + ResNet-18 on CIFAR-10 (k-NN 0.83 at 100
+    # epochs, 0.85 at 200, 0.90 at 500) and an estimated 45,000-90,000 views/s on one H100/H200
+    # (15-30 % of its bf16 peak at 3.3 GFLOP per view): 300 epochs of 45,000 images are 26.7 M views,
+    # 5-10 min of compute, so k-NN >= 0.85 is expected in <= 15 min with compiling and evaluation.
+    # Expected, not measured: no GPU run has been made yet (benchmarks/gpu_check.py measures it).
+    simclr_epochs=300,
     sweep_epochs=20,
     # AdamW with warm-up and cosine decay rather than LARS: one well-kept optimizer with a
     # fused CUDA kernel, no layer-wise trust ratios to tune, and at batch 512 LARS's advantage

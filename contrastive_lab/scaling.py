@@ -98,8 +98,13 @@ def launch(cmd: list[str], timeout_s: float = 600, threads_per_process: int = 1)
 
 
 def read_history(out_dir: str | os.PathLike) -> dict:
-    """history.json of a CLI run: settings, world size, negatives per query, losses, time."""
+    """history.json of a finished CLI run: settings, world size, negatives per query, losses, time."""
     path = Path(out_dir) / "history.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: did the run finish? (rank 0 writes it at the end)")
-    return json.loads(path.read_text())
+        raise FileNotFoundError(f"{path} does not exist: did the run finish? (rank 0 writes it when the run "
+                                "starts and when it ends)")
+    record = json.loads(path.read_text())
+    if record.get("status") == "training":
+        raise RuntimeError(f"{path} is from a run that has not finished (stopped, or still training); "
+                           "run the same command again to resume it")
+    return record

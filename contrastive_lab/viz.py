@@ -55,20 +55,6 @@ def show_views(x: torch.Tensor, views: list[torch.Tensor], n: int = 8, names=Non
     return fig
 
 
-def plot_embeddings_2d(emb, labels, ax=None, title: str | None = None, s: float = 8):
-    """Scatter of 2-D embeddings (N, 2) coloured by label."""
-    emb, labels = _np(emb), _np(labels)
-    if emb.shape[1] != 2:
-        raise ValueError(f"plot_embeddings_2d needs (N, 2) points, got {emb.shape}; use plot_tsne")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(emb[:, 0], emb[:, 1], c=labels, cmap=CMAP, s=s, vmin=0, vmax=9)
-    ax.set_aspect("equal")
-    if title:
-        ax.set_title(title)
-    return ax.figure
-
-
 def plot_on_sphere(emb, labels, ax=None, title: str | None = None, s: float = 6):
     """3-D unit vectors (N, 3) on the unit sphere, coloured by label."""
     emb, labels = _np(emb), _np(labels)
@@ -85,14 +71,6 @@ def plot_on_sphere(emb, labels, ax=None, title: str | None = None, s: float = 6)
     if title:
         ax.set_title(title)
     return ax.figure
-
-
-def plot_tsne(emb, labels, ax=None, title: str | None = None, seed: int = 0, perplexity: float = 30):
-    """t-SNE of (N, D) embeddings to 2-D (scikit-learn), coloured by label."""
-    from sklearn.manifold import TSNE
-
-    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(_np(emb))
-    return plot_embeddings_2d(xy, labels, ax=ax, title=title, s=5)
 
 
 def plot_history(history, metrics=(), ax=None, title: str | None = None):

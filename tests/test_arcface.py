@@ -10,12 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastive_lab.losses import arcface_loss
-
-
-def circle(*degs):
-    """Points of the unit circle at `degs` degrees: (len(degs), 2)."""
-    r = torch.tensor(degs, dtype=torch.float64).deg2rad()
-    return torch.stack([r.cos(), r.sin()], 1).float()
+from conftest import circle
 
 
 def ce(logits, target):

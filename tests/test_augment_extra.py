@@ -39,12 +39,34 @@ def test_probability_zero_and_one():
     assert 0 < sum(turned) < 16
 
 
-def test_same_seed_repeats_shape_and_range():
+def test_same_seed_repeats_and_another_seed_turns_otherwise():
     x = torch.rand(4, 3, 16, 16)
-    a = random_rotation(x, generator=torch.Generator().manual_seed(0))
-    b = random_rotation(x, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(a, b) and a.shape == x.shape
-    assert a.min() >= 0 and a.max() <= 1
+    a = random_rotation(x, p=0.5, generator=torch.Generator().manual_seed(0))
+    b = random_rotation(x, p=0.5, generator=torch.Generator().manual_seed(0))
+    c = random_rotation(x, generator=torch.Generator().manual_seed(1))
+    d = random_rotation(x, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    assert all(not torch.allclose(ci, di, atol=1e-3) for ci, di in zip(c, d))
+
+
+def test_angles_stay_in_their_range_counter_clockwise():
+    """A bright dot right of the centre, turned by 10°–80° counter-clockwise, lands up and to
+    the right (rows count downwards); −80°…−10° would put it below."""
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, 16, 28] = 1.0
+    out = random_rotation(x, (10.0, 80.0), generator=torch.Generator().manual_seed(0))
+    rows, cols = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    mass = out[:, 0].flatten(1).sum(1)
+    row = (out[:, 0] * rows).flatten(1).sum(1) / mass - 16
+    col = (out[:, 0] * cols).flatten(1).sum(1) / mass - 16
+    angle = torch.rad2deg(torch.atan2(-row, col))
+    assert angle.min() > 5 and angle.max() < 85
+    assert angle.max() - angle.min() > 40                           # spread over the range
+
+
+def test_corners_are_filled_by_reflection():
+    x = torch.ones(2, 3, 16, 16)
+    torch.testing.assert_close(random_rotation(x, (45.0, 45.0)), x)   # zero padding would darken corners
 
 
 def test_bad_input_is_named():

@@ -4,7 +4,7 @@ nbval runs only the kernel side of a notebook, so a widget that never renders, o
 whose callback raises, passes it. Here, for every notebook with a widget:
 
 1. a small notebook is written with only the cells its widget cells need
-   (contrastive_lab.notebook_tools.widget_notebook: a backward slice, not a full Run All);
+   (tools.notebook_tools.widget_notebook: a backward slice, not a full Run All);
 2. JupyterLab (headless, a free port, a token) opens it in its own workspace, runs it and
    waits for the kernel to go idle; no cell may show an error;
 3. every control of every widget is moved — a slider by the keyboard on its handle, a text
@@ -33,7 +33,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from contrastive_lab.notebook_analysis import widget_cells
+from tools.notebook_analysis import widget_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -81,7 +81,7 @@ def free_port() -> int:
 
 
 def write_widget_notebooks(folder: Path) -> None:
-    from contrastive_lab.notebook_tools import widget_notebook
+    from tools.notebook_tools import widget_notebook
 
     folder.mkdir(parents=True)
     for path in WIDGET_NOTEBOOKS:

@@ -1,6 +1,7 @@
 """The command-line trainer: torchrun with 2 processes, resumed by 1; your own images; clear errors."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -40,7 +41,8 @@ def test_two_processes_write_a_checkpoint_that_one_process_resumes(tmp_path):
 def test_the_export_is_what_notebook_12_loads(tmp_path):
     assert cli.main(["train", "byol", *TINY, "--batch-size", "16", "--epochs", "1", "--out", str(tmp_path)]) == 0
     served = cli.load_run_encoder(tmp_path / "encoder.pt")
-    assert served.version == "byol-quick-seed0" and served.meta["dropped"]            # head, predictor, target
+    assert re.fullmatch(r"byol-quick-seed0-[0-9a-f]{12}", served.version)              # the run's own tag
+    assert served.meta["dropped"]                                                      # head, predictor, target
     z = served(torch.rand(5, 3, 32, 32))
     assert z.shape == (5, 128)
     torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
@@ -65,9 +67,23 @@ def test_a_half_set_world_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "WORLD_SIZE is set but RANK is not" in capsys.readouterr().err
 
 
-def test_sync_batchnorm_on_cpu_is_a_clear_error(tmp_path, capsys):
-    assert cli.main(["train", "simclr", *TINY, "--sync-bn", "--out", str(tmp_path)]) == 2
-    assert "SyncBatchNorm runs on CUDA GPUs only" in capsys.readouterr().err
+def test_two_processes_train_moco_with_global_batchnorm_shuffle_bn_and_symmetric_views(tmp_path):
+    """--sync-bn is GlobalBatchNorm (it runs on gloo too); MoCo shuffles its keys across the
+    processes and takes --symmetric: both views' keys are queued."""
+    out = tmp_path / "moco"
+    done = run_torchrun(["train", "moco", *TINY, "--batch-size", "8", "--epochs", "1", "--queue-size", "64",
+                         "--sync-bn", "--symmetric", "--out", str(out)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "history.json").read_text())
+    assert record["status"] == "done" and record["experiment"]["model"]["symmetric"] is True
+    assert len(record["loss"]) == 64 // 16
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert "key_shuffle" in state["random"][1]["generators"] and len(state["random"]) == 2
+
+
+def test_symmetric_is_moco_only(tmp_path, capsys):
+    assert cli.main(["train", "simclr", *TINY, "--symmetric", "--out", str(tmp_path)]) == 2
+    assert "--symmetric is MoCo's option" in capsys.readouterr().err
 
 
 def test_the_help_shows_the_multi_node_command_lines(capsys):
@@ -139,3 +155,176 @@ def test_the_cli_reports_a_bad_folder_and_exits_2(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     code = cli.main(["train", "simclr", *TINY, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")])
     assert code == 2 and "no images found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- nonsense is refused in one line, exit status 2
+def one_error_line_of(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def one_error_line(capsys) -> str:
+    return one_error_line_of(capsys.readouterr().err)
+
+
+QUICK = ["--profile", "quick", "--device", "cpu", "--no-progress", "--epochs", "1"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lr", "0"], "--lr must be a number > 0, got 0.0"),
+    (["--lr", "inf"], "--lr must be a number > 0, got inf"),
+    (["--lr", "nan"], "--lr must be a number > 0, got nan"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--global-batch-size", "0"], "--global-batch-size must be at least 1, got 0"),
+    (["--n-train", "0"], "--n-train must be at least 1, got 0"),
+    (["--version", ""], "--version must not be empty"),
+    (["--device", "tpu9"], "--device 'tpu9' is not a device name"),
+    (["--n-train", "8", "--batch-size", "16"], "global batch of 16 images .* but there are only 8"),
+])
+def test_nonsense_settings_are_refused_in_one_line(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    assert cli.main(["train", "simclr", *QUICK, "--n-train", "32", *extra, "--out", str(out)]) == 2
+    assert re.search(message, one_error_line(capsys))
+    assert not out.exists()                                   # nothing trained, nothing written
+
+
+def test_an_out_that_is_a_file_is_refused_and_kept(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["train", "simclr", *TINY, "--out", str(tmp_path / "notes.txt")]) == 2
+    assert "--out " in one_error_line(capsys) and (tmp_path / "notes.txt").read_text() == "mine"
+    assert cli.main(["train", "simclr", *TINY, "--out", str(tmp_path / "notes.txt" / "run")]) == 2
+    assert "is a file, so the folder cannot be made there" in one_error_line(capsys)
+    (tmp_path / "ckpt").mkdir()
+    assert cli.main(["train", "simclr", *TINY, "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "o")]) == 2
+    assert "--checkpoint " in one_error_line(capsys)
+
+
+def test_a_learning_rate_far_above_the_profiles_is_warned_about(tmp_path, capsys):
+    code = cli.main(["train", "simclr", *QUICK, "--n-train", "32", "--batch-size", "16", "--lr", "5",
+                     "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert "warning: lr 5 is 2500× the profile's 0.002" in captured.out
+    assert code == 0 or (code == 1 and one_error_line_of(captured.err).startswith("error: loss became"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_cuda_device_on_a_machine_without_one_is_one_line(tmp_path, capsys):
+    assert cli.main(["train", "simclr", *TINY, "--device", "cuda", "--out", str(tmp_path / "o")]) == 2
+    assert "no CUDA GPU is visible" in one_error_line(capsys)
+
+
+def test_a_decompression_bomb_in_the_data_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)             # a 20×12 image is then "too large"
+    for i in range(4):
+        save(tmp_path / "data" / "all" / f"{i}.png")
+    assert cli.main(["train", "simclr", *QUICK, "--batch-size", "2", "--data", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "0.png: it is too large to decode safely" in one_error_line(capsys)
+
+
+def test_a_folder_of_one_image_is_refused_for_simclr(tmp_path, capsys):
+    save(tmp_path / "data" / "all" / "only.png")
+    assert cli.main(["train", "simclr", *QUICK, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]) == 2
+    assert "but there are only 1" in one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_image_size_the_encoder_cannot_take_is_refused(tmp_path, capsys):
+    for i in range(8):
+        save(tmp_path / "data" / "all" / f"{i}.png", (30 * i, 0, 0))
+    assert cli.main(["train", "simclr", *QUICK, "--batch-size", "4", "--image-size", "9",
+                     "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")]) == 2
+    assert re.search("--image-size 9 is too small for the small_cnn encoder; use --image-size \\d+ or more",
+                     one_error_line(capsys))
+
+
+# ---------------------------------------------------------------- resuming, and the run's own version tag
+RUN = ["train", "simclr", *QUICK, "--n-train", "32", "--batch-size", "16"]
+
+
+def test_resuming_another_experiment_is_refused_naming_the_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*RUN, "--out", str(out)]) == 0
+    history = (out / "history.json").read_text()
+    capsys.readouterr()
+    for extra, difference in [(["--lr", "0.5"], "lr 0.002 → 0.5"),
+                              (["--batch-size", "8"], "global_batch 16 → 8"),
+                              (["--seed", "1"], "seed 0 → 1"),
+                              (["--temperature", "0.5"], "model.temperature 0.2 → 0.5")]:
+        assert cli.main([*RUN, *extra, "--out", str(out)]) == 2
+        line = one_error_line(capsys)
+        assert f"--out {out} holds another experiment" in line and difference in line, line
+    assert cli.main(["train", "moco", *QUICK, "--n-train", "32", "--batch-size", "16", "--out", str(out)]) == 2
+    assert "method simclr → moco" in one_error_line(capsys)
+    assert (out / "history.json").read_text() == history                # the run's files untouched
+    assert cli.main([*RUN, "--epochs", "2", "--out", str(out)]) == 0        # training longer resumes it
+    assert len(json.loads((out / "history.json").read_text())["epoch_loss"]) == 2
+
+
+def test_other_data_of_the_same_size_is_another_experiment(tmp_path, capsys):
+    for name in ("a", "b"):
+        for i in range(16):
+            save(tmp_path / name / "all" / f"{i}.png", (16 * i, 100 if name == "a" else 200, 0))
+    out = tmp_path / "run"
+    base = ["train", "simclr", *QUICK, "--batch-size", "8", "--out", str(out)]
+    assert cli.main([*base, "--data", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    assert cli.main([*base, "--data", str(tmp_path / "b")]) == 2
+    assert "data.fingerprint" in one_error_line(capsys)
+
+
+def test_a_checkpoint_without_a_recorded_experiment_is_not_resumed(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*RUN, "--out", str(out)]) == 0
+    (out / "history.json").unlink()
+    assert cli.main([*RUN, "--out", str(out)]) == 2
+    assert "does not say which experiment wrote it" in one_error_line(capsys)
+
+
+def test_two_runs_never_share_a_version_tag(tmp_path):
+    assert cli.main([*RUN, "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["train", "simclr", *QUICK, "--n-train", "48", "--batch-size", "16", "--out", str(tmp_path / "b")]) == 0
+    tags = [cli.load_run_encoder(tmp_path / run / "encoder.pt").version for run in ("a", "b")]
+    assert tags[0] != tags[1] and all(t.startswith("simclr-quick-seed0-") for t in tags)
+    recorded = [json.loads((tmp_path / run / "history.json").read_text())["version"] for run in ("a", "b")]
+    assert recorded == tags
+
+
+def test_data_comes_before_the_process_group_and_the_export_after_it(tmp_path, monkeypatch):
+    """No collective waits while a dataset downloads or while the export's check compiles:
+    every process loads its data first, and rank 0 exports after the processes parted."""
+    order = []
+    for name in ("load_run_data", "setup", "cleanup", "finish"):
+        real = getattr(cli, name)
+        monkeypatch.setattr(cli, name, lambda *a, _real=real, _name=name, **k: order.append(_name) or _real(*a, **k))
+    assert cli.main(["train", "simclr", *TINY, "--batch-size", "16", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert order == ["load_run_data", "setup", "cleanup", "finish"]
+    from contrastive_lab.distributed import DEFAULT_TIMEOUT_S, setup
+    import inspect
+    assert inspect.signature(setup).parameters["timeout_s"].default == DEFAULT_TIMEOUT_S == 30 * 60
+
+
+def test_processes_take_turns_at_the_data_folder():
+    import threading
+    import time as clock
+
+    from contrastive_lab.atomic import locked
+
+    spans = []
+
+    def hold(path):
+        with locked(path):
+            start = clock.monotonic()
+            clock.sleep(0.2)
+            spans.append((start, clock.monotonic()))
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        lock = os.path.join(folder, "sub", ".download.lock")
+        threads = [threading.Thread(target=hold, args=(lock,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 >= a1                                     # the second waited for the first

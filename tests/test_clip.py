@@ -12,15 +12,7 @@ from contrastive_lab.methods.clip import (CLIP, build_clip, chance_recall, clip_
 from contrastive_lab.models import SmallCNN
 from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.text import TextEncoder, Tokenizer, split_words
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return torch.tensor([math.cos(r), math.sin(r)])
-
-
-def circle(*degs):
-    return torch.stack([unit(d) for d in degs])
+from conftest import circle
 
 
 # ---------------------------------------------------------------- dataset

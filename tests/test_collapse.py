@@ -35,14 +35,25 @@ def test_queue_is_saved_with_the_model():
 
 
 def test_ema_update_math():
-    online, target = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
-    with torch.no_grad():
-        online.weight.fill_(1.0)
-        target.weight.fill_(3.0)
+    """Parameters (the Linear's and BatchNorm's scale and shift) move by the EMA; BatchNorm's
+    running statistics and its batch counter are copied from the online network."""
+    def net(weight, bn_scale, running_mean, batches):
+        m = torch.nn.Sequential(torch.nn.Linear(1, 2), torch.nn.BatchNorm1d(2))
+        with torch.no_grad():
+            m[0].weight.fill_(weight)
+            m[1].weight.fill_(bn_scale)
+            m[1].running_mean.fill_(running_mean)
+            m[1].running_var.fill_(running_mean + 1)
+            m[1].num_batches_tracked.fill_(batches)
+        return m
+    online, target = net(1.0, 2.0, 0.5, 7), net(3.0, 4.0, -2.0, 1)
     ema_update(target, online, momentum=0.9)
-    assert target.weight.item() == pytest.approx(0.9 * 3.0 + 0.1 * 1.0)
+    assert target[0].weight.flatten().tolist() == pytest.approx([0.9 * 3.0 + 0.1 * 1.0] * 2)
+    assert target[1].weight.tolist() == pytest.approx([0.9 * 4.0 + 0.1 * 2.0] * 2)
+    assert target[1].running_mean.tolist() == [0.5, 0.5] and target[1].running_var.tolist() == [1.5, 1.5]
+    assert target[1].num_batches_tracked.item() == 7
     ema_update(target, online, momentum=0.0)                 # m = 0: plain copy
-    assert target.weight.item() == pytest.approx(1.0)
+    assert all(torch.equal(a, b) for a, b in zip(target.state_dict().values(), online.state_dict().values()))
     with pytest.raises(ValueError, match="momentum must be in"):
         ema_update(target, online, 1.5)
 
@@ -70,22 +81,19 @@ def test_moco_step_trains_only_the_query_side_and_fills_the_queue():
 
 # ---------------------------------------------------------------- stop-gradient, BYOL
 def test_simsiam_stop_gradient_blocks_the_target_branch():
+    """A predictor whose output ignores its input (last layer's weight 0) leaves only the target
+    branch to carry gradient to the encoder: with stop-gradient none arrives, without it some does."""
     torch.manual_seed(0)
     model = SimSiam(SmallCNN(WIDTHS), proj_dim=8, pred_hidden=4)
+    with torch.no_grad():
+        model.predictor.net[-1].weight.zero_()
+        model.predictor.net[-1].bias.normal_()
     v = torch.rand(4, 3, 32, 32)
-    z = model.online(v)
-    target = z.detach()
-    negative_cosine(model.predictor(z), target).backward()
-    assert target.grad is None and not target.requires_grad
-    # with stop-gradient the loss's gradient reaches the encoder only through the predictor path
-    model.zero_grad()
-    loss_sg = simsiam_loss(model, stop_gradient=True)(v, v.flip(-1))
-    loss_sg.backward()
-    g_sg = model.online.encoder.features[0].weight.grad.clone()
+    simsiam_loss(model, stop_gradient=True)(v, v.flip(-1)).backward()
+    assert model.online.encoder.features[0].weight.grad.abs().max() == 0
     model.zero_grad()
     simsiam_loss(model, stop_gradient=False)(v, v.flip(-1)).backward()
-    g_nosg = model.online.encoder.features[0].weight.grad
-    assert not torch.allclose(g_sg, g_nosg)                  # the stop changes what flows
+    assert model.online.encoder.features[0].weight.grad.abs().max() > 0
 
 
 def test_byol_target_gets_no_gradient():
@@ -111,6 +119,23 @@ def test_vicreg_terms_by_hand():
     assert terms["covariance"].item() == pytest.approx(0.0)
     loss = vicreg_loss(z, z, eps=0.0)
     assert loss.ndim == 0 and loss.item() == pytest.approx(25 * 1.0)
+
+
+def test_vicreg_terms_by_hand_with_correlated_dimensions():
+    # both branches have mean 0 and (unbiased, N − 1 = 3) covariance [[10/3, 2/3], [2/3, 2/3]]
+    # and [[2/3, 2/3], [2/3, 10/3]]: one std of √(2/3) < 1 each, one off-diagonal 2/3 each
+    z1 = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [2.0, 0.0], [-2.0, 0.0]])
+    z2 = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [0.0, 2.0], [0.0, -2.0]])
+    terms = vicreg_terms(z1, z2, eps=0.0)
+    # rows 3 and 4 differ by (2, −2) and (−2, 2): squared distances 8 + 8 over N·D = 8 entries
+    assert terms["invariance"].item() == pytest.approx(2.0)
+    # each branch: (0 + (1 − √(2/3))) / 2 dimensions
+    assert terms["variance"].item() == pytest.approx(1 - math.sqrt(2 / 3))
+    # each branch: 2 off-diagonal entries (2/3)² summed, / D = 2 → 4/9
+    assert terms["covariance"].item() == pytest.approx(8 / 9)
+    loss = vicreg_loss(z1, z2, eps=0.0, invariance_weight=25, variance_weight=25, covariance_weight=1)
+    assert loss.item() == pytest.approx(25 * 2.0 + 25 * (1 - math.sqrt(2 / 3)) + 8 / 9)
+    assert vicreg_loss(z1, z2, eps=0.0, invariance_weight=0, variance_weight=0).item() == pytest.approx(8 / 9)
 
 
 # ---------------------------------------------------------------- meters

@@ -11,10 +11,9 @@ from contrastive_lab.methods.clip import build_clip, clip_settings
 from contrastive_lab.methods.data_parallel import (build_model, negatives_for_method, train_clip_data_parallel,
                                                    train_data_parallel)
 from contrastive_lab.models import make_encoder
-from contrastive_lab.profiles import QUICK
 from contrastive_lab.text import Tokenizer
+from conftest import TOY
 
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
 ONE = World(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), backend=None)
 
 
@@ -69,7 +68,7 @@ def test_negatives_per_query_of_each_method():
 
 def test_moco_queue_must_hold_a_global_batch():
     world = World(0, 4, 0, torch.device("cpu"), "gloo")               # checked before any collective
-    with pytest.raises(ValueError, match=r"queue \(32 keys\) must hold at least one global batch \(4 × 16\)"):
+    with pytest.raises(ValueError, match=r"queue \(32 keys\) must hold at least one step's keys \(4 × 16\)"):
         train_data_parallel("moco", MoCo(make_encoder(TOY), 8, queue_size=32), images(), TOY, world)
 
 
@@ -83,4 +82,5 @@ def test_data_parallel_steps_do_not_synchronise_with_the_host(method):
     model = build_model(method, TOY, queue_size=64)
     with count_host_syncs() as syncs:
         history = train_data_parallel(method, model, images(), TOY, ONE, epochs=2, progress=False)
-    assert len(history.loss) == 8 and syncs.total <= 2, dict(syncs.by_op)
+    assert len(history.loss) == syncs.steps == 8 and syncs.step_total == 0, dict(syncs.in_steps)
+    assert syncs.total <= 2, dict(syncs.by_op)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import write_fake_mnist
 from contrastive_lab.data import DatasetUnavailable, load_real_dataset
 from contrastive_lab.data.download import DownloadError, download_file
 
@@ -95,10 +96,67 @@ def test_dataset_download_names_the_file_and_how_to_fetch_it(tmp_path, stalled_s
 
 
 def test_an_unreadable_cache_is_downloaded_again(tmp_path, capsys):
-    from test_data import write_fake_mnist
-
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
     x, _ = load_real_dataset("mnist", root=tmp_path, fetch=write_fake_mnist)
     assert x.shape[0] == 5
     assert "unreadable" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- a deadline, the announced length
+@pytest.fixture
+def trickling_server():
+    """A local HTTP server that announces 200 bytes and sends one every 0.2 s."""
+    import http.server
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "200")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass                                   # the client gave up
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/f.bin"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_trickling_download_stops_at_its_deadline(tmp_path, trickling_server):
+    start = time.perf_counter()
+    with pytest.raises(DownloadError, match="f.bin from .*: not complete after the 1.5 s allowed "
+                                            "\\(\\d+ of 200 bytes arrived\\)"):
+        download_file(trickling_server, tmp_path / "f.bin", None, timeout=10, deadline=1.5, progress=False)
+    assert time.perf_counter() - start < 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickle_slower_than_the_minimum_rate_counts_as_stalled(tmp_path, trickling_server):
+    start = time.perf_counter()
+    with pytest.raises(DownloadError, match="the connection stalled \\(only \\d+ bytes in 1 s\\)"):
+        download_file(trickling_server, tmp_path / "f.bin", None, timeout=1, progress=False)
+    assert time.perf_counter() - start < 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_body_shorter_than_announced_is_not_kept(tmp_path):
+    class Short(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+    with pytest.raises(DownloadError, match="f.bin from http://x/f.bin: the connection closed early "
+                                            "\\(2 of 100 bytes arrived\\)"):
+        download_file("http://x/f.bin", tmp_path / "f.bin", None, opener=lambda url, timeout: Short(b"ab"),
+                      progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def project_requirements():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]   # test, mutation
+    return [Requirement(r) for r in project["dependencies"] + extras]
 
 
 def test_the_lock_pins_every_requirement_at_a_version_it_allows():

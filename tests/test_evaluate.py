@@ -44,16 +44,18 @@ def test_recall_at_k_by_hand():
     queries = torch.tensor([unit(80), unit(100)])
     q_labels = torch.tensor([0, 1])
     # query 0 (label 0): ranking 90°(1), 0°(0) → miss@1, hit@2; query 1 (label 1): hit@1
-    assert recall_at_k(queries, q_labels, gallery, g_labels, [1, 2]) == {1: 0.5, 2: 1.0}
-    assert recall_at_k(queries, q_labels, gallery, g_labels, 1) == 0.5
+    sets = dict(gallery_emb=gallery, gallery_labels=g_labels, query_emb=queries, query_labels=q_labels)
+    assert recall_at_k(**sets, k=[1, 2]) == {1: 0.5, 2: 1.0}
+    assert recall_at_k(**sets, k=1) == 0.5
 
 
 def test_recall_exclude_self():
     z = torch.tensor([unit(0), unit(5), unit(90)])
     y = torch.tensor([0, 1, 1])
     # without exclusion every point finds itself; with it, point 0 finds 5° (label 1): miss
-    assert recall_at_k(z, y, z, y, 1) == 1.0
-    assert recall_at_k(z, y, z, y, 1, exclude_self=True) == pytest.approx(1 / 3)
+    assert recall_at_k(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y, k=1) == 1.0
+    assert recall_at_k(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y, k=1,
+                       exclude_self=True) == pytest.approx(1 / 3)
 
 
 def test_alignment_and_uniformity_by_hand():
@@ -112,18 +114,70 @@ def test_logistic_regression_converges_to_scikit_learns_solution():
 
 
 def test_probe_chooses_its_penalty_on_validation_and_reports_it():
-    g = torch.Generator().manual_seed(1)
+    """60 training samples of 50 weak features: the three penalties score differently on
+    validation, and the middle one wins. Every fit redone by hand in the probe's recipe
+    (standardize with the training statistics, strongest penalty first, warm starts)."""
+    from contrastive_lab.evaluate import fit_logistic_regression
+
+    g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 4, (400,), generator=g)
     f = torch.randn(400, 50, generator=g) + torch.nn.functional.one_hot(y, 50).float()
-    result = linear_probe_features(f[:200], y[:200], f[300:], y[300:], val_f=f[200:300], val_y=y[200:300],
+    train, val, test = slice(0, 60), slice(200, 300), slice(300, 400)
+    result = linear_probe_features(f[train], y[train], f[test], y[test], val_f=f[val], val_y=y[val],
                                    details=True)
-    assert result.l2 == max(result.val_accuracy, key=lambda l2: (result.val_accuracy[l2], l2))
-    assert set(result.val_accuracy) == {1e-3, 1e-2, 1e-1} and result.converged
-    assert 0.25 < result.accuracy <= 1.0
-    pca = linear_probe_features(f[:200], y[:200], f[300:], y[300:], pca_dim=8, details=True)
-    assert 0 <= pca.accuracy <= 1
-    few = linear_probe_features(f[:20], y[:20], f[300:], y[300:], pca_dim=40)   # fewer samples than components
-    assert 0 <= few <= 1
+    mean, std = f[train].mean(0), f[train].std(0) + 1e-6
+    tr, va, te = ((f[part] - mean) / std for part in (train, val, test))
+    warm, fitted, by_hand = None, {}, {}
+    for l2 in (1e-1, 1e-2, 1e-3):
+        warm = fitted[l2] = fit_logistic_regression(tr, y[train], 4, l2, init=warm)[0]
+        by_hand[l2] = (warm(va).argmax(1) == y[val]).float().mean().item()
+    assert result.val_accuracy == pytest.approx(by_hand)
+    assert len(set(by_hand.values())) == 3 and result.l2 == 1e-2 == max(by_hand, key=by_hand.get)
+    clf = fit_logistic_regression(tr, y[train], 4, 1e-2, init=fitted[1e-2])[0]
+    assert result.accuracy == pytest.approx((clf(te).argmax(1) == y[test]).float().mean().item())
+    assert result.converged
+    few = linear_probe_features(f[:20], y[:20], f[300:], y[300:], pca_dim=40, details=True)
+    assert few.converged                                       # fewer samples than components: capped
+
+
+def test_probe_breaks_a_tie_towards_the_stronger_penalty():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 2, (200,), generator=g)
+    f = torch.randn(200, 5, generator=g) + 4 * y[:, None].float()          # separable: every penalty scores 1.0
+    result = linear_probe_features(f[:100], y[:100], f[150:], y[150:], val_f=f[100:150], val_y=y[100:150],
+                                   details=True)
+    assert set(result.val_accuracy.values()) == {1.0} and result.l2 == 1e-1
+
+
+def test_principal_components_span_scikit_learns():
+    from sklearn.decomposition import PCA
+
+    from contrastive_lab.evaluate import principal_components
+
+    g = torch.Generator().manual_seed(0)
+    scales = torch.tensor([8.0, 6.0, 4.0, 3.0, 2.0] + [0.1] * 25)       # 5 strong directions, then a gap
+    basis = torch.linalg.qr(torch.randn(30, 30, generator=g)).Q
+    f = (torch.randn(200, 30, generator=g) * scales) @ basis.T + 3.0
+    centre, v = principal_components(f, 5)
+    ref = PCA(n_components=5).fit(f.double().numpy())
+    torch.testing.assert_close(centre.double(), torch.tensor(ref.mean_), atol=1e-5, rtol=0)
+    theirs = torch.tensor(ref.components_, dtype=torch.float32)             # (5, D) rows
+    torch.testing.assert_close(v @ v.T, theirs.T @ theirs, atol=1e-3, rtol=0)   # the same subspace
+    torch.testing.assert_close(v.T @ v, torch.eye(5), atol=1e-5, rtol=0)
+    assert principal_components(f[:3], 5)[1].shape == (30, 3)              # no more than N components
+
+
+def test_probe_with_pca_keeps_the_high_variance_directions():
+    """The labels live in the two directions of largest variance, placed in the LAST columns;
+    the first columns hold weak noise. PCA to 2 finds them; the first 2 columns would not."""
+    g = torch.Generator().manual_seed(2)
+    y = torch.randint(0, 2, (300,), generator=g)
+    f = 0.1 * torch.randn(300, 20, generator=g)
+    f[:, -1] += 6 * (2 * y.float() - 1) + torch.randn(300, generator=g)
+    f[:, -2] += 4 * torch.randn(300, generator=g)
+    pca = linear_probe_features(f[:200], y[:200], f[200:], y[200:], pca_dim=2)
+    first_columns = linear_probe_features(f[:200, :2], y[:200], f[200:, :2], y[200:])
+    assert pca > 0.95 and first_columns < 0.7
 
 
 def test_linear_probe_learns_separable_features():

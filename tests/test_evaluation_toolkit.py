@@ -1,21 +1,19 @@
 """The evaluation toolkit of notebook 11, as worked examples: hand-computed cases, and the same
 numbers from scikit-learn (KNeighborsClassifier, LogisticRegression, ndcg_score) on the same features."""
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+from conftest import circle, unit
 from contrastive_lab.data import ImageDataset
-from contrastive_lab.evaluate import (Table, choose_knn_k, evaluate_encoder, fit_logistic_regression, knn_accuracy,
-                                      label_retrieval_metrics, label_subset, linear_probe_features, ndcg_at_k,
-                                      raw_pixel_features, recall_at_k)
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
+from contrastive_lab.evaluate import (Table, alignment, choose_knn_k, evaluate_encoder, fit_logistic_regression,
+                                      knn_accuracy, knn_monitor, label_retrieval_metrics, label_subset,
+                                      linear_probe_features, ndcg_at_k, raw_pixel_features, recall_at_k,
+                                      retrieval_monitor, uniformity)
 
 
 def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):
@@ -29,9 +27,9 @@ def blobs(n=300, d=8, classes=3, spread=1.5, seed=0):
 # ---------------------------------------------------------------- k-NN with temperature-weighted votes
 def test_weighted_vote_by_hand_overrules_the_majority():
     # query at 0°: one class-0 neighbour at 0° (cos 1), two class-1 neighbours at ±60° (cos 0.5)
-    train = torch.tensor([unit(0), unit(60), unit(-60)])
+    train = circle(0, 60, -60)
     labels = torch.tensor([0, 1, 1])
-    query, truth = torch.tensor([unit(0)]), torch.tensor([0])
+    query, truth = circle(0), torch.tensor([0])
     assert knn_accuracy(train, labels, query, truth, k=3) == 0.0                   # majority: 2 votes for class 1
     # τ = 0.1: class 0 weighs e^(1/0.1) = e^10; class 1 weighs 2·e^(0.5/0.1) = 2e^5 ≈ e^5.7 → class 0
     assert knn_accuracy(train, labels, query, truth, k=3, temperature=0.1) == 1.0
@@ -77,9 +75,9 @@ def test_bad_temperature_is_named(bad):
 # ---------------------------------------------------------------- k chosen on validation
 def test_choose_knn_k_by_hand():
     # two tight class-0 points at 0°/5° and three class-1 points near 90°; a class-0 query at 40°
-    train = torch.tensor([unit(0), unit(5), unit(80), unit(85), unit(90)])
+    train = circle(0, 5, 80, 85, 90)
     labels = torch.tensor([0, 0, 1, 1, 1])
-    val, val_y = torch.tensor([unit(40)]), torch.tensor([0])
+    val, val_y = circle(40), torch.tensor([0])
     # k=1: nearest is 5° (35° away; 80° is 40° away) → right; k=5: 3 votes to 2 for class 1 → wrong
     best, scores = choose_knn_k(train, labels, val, val_y, ks=(1, 5))
     assert scores == {1: 1.0, 5: 0.0} and best == 1
@@ -140,11 +138,12 @@ def test_probe_matches_scikit_learns_logistic_regression_on_the_same_features():
 
 # ---------------------------------------------------------------- retrieval with labels as relevance
 def test_label_retrieval_metrics_by_hand():
-    gallery = torch.tensor([unit(0), unit(30), unit(90), unit(180)])
+    gallery = circle(0, 30, 90, 180)
     g_labels = torch.tensor([1, 0, 1, 0])
-    query, q_labels = torch.tensor([unit(10)]), torch.tensor([0])
+    query, q_labels = circle(10), torch.tensor([0])
     # ranking by angle from 10°: 0° (label 1), 30° (0), 90° (1), 180° (0) → relevant at ranks 2 and 4
-    m = label_retrieval_metrics(query, q_labels, gallery, g_labels, ks=(1, 2), k_rank=4)
+    m = label_retrieval_metrics(gallery_emb=gallery, gallery_labels=g_labels, query_emb=query, query_labels=q_labels,
+                                ks=(1, 2), k_rank=4)
     assert m["R@1"] == 0.0 and m["R@2"] == 1.0
     assert m["MRR@4"] == pytest.approx(1 / 2)
     dcg = 1 / math.log2(3) + 1 / math.log2(5)
@@ -157,32 +156,48 @@ def test_label_retrieval_agrees_with_scikit_learn_and_recall_at_k():
 
     x, y = blobs(160, d=6, classes=5, spread=2.0, seed=4)
     q, qy, g, gy = x[:40], y[:40], x[40:], y[40:]
-    m = label_retrieval_metrics(q, qy, g, gy, ks=(1, 5), k_rank=10)
+    sets = dict(gallery_emb=g, gallery_labels=gy, query_emb=q, query_labels=qy)
+    m = label_retrieval_metrics(**sets, ks=(1, 5), k_rank=10)
     scores = (torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(g, dim=1).T).numpy()
     relevance = (qy[:, None] == gy[None, :]).float().numpy()
     assert m["nDCG@10"] == pytest.approx(ndcg_score(relevance, scores, k=10))
     assert m["nDCG@10"] == pytest.approx(ndcg_at_k(scores, relevance, 10))
-    assert m["R@1"] == pytest.approx(recall_at_k(q, qy, g, gy, 1))
-    assert m["R@5"] == pytest.approx(recall_at_k(q, qy, g, gy, 5))
+    assert m["R@1"] == pytest.approx(recall_at_k(**sets, k=1))
+    assert m["R@5"] == pytest.approx(recall_at_k(**sets, k=5))
+
+
+def test_retrieval_takes_its_four_sets_by_name_only():
+    # four tensors of the same shapes in a row are easy to swap silently: a positional call is refused
+    x, y = blobs(60, d=6, classes=3, seed=1)
+    with pytest.raises(TypeError, match="positional"):
+        recall_at_k(x[:20], y[:20], x[20:], y[20:], 1)
+    with pytest.raises(TypeError, match="positional"):
+        label_retrieval_metrics(x[:20], y[:20], x[20:], y[20:])
+    # by name, the gallery is the set searched whatever the order of the keywords
+    a = recall_at_k(query_emb=x[:20], query_labels=y[:20], gallery_emb=x[20:], gallery_labels=y[20:], k=1)
+    b = recall_at_k(gallery_emb=x[20:], gallery_labels=y[20:], query_emb=x[:20], query_labels=y[:20], k=1)
+    assert a == b
 
 
 def test_exclude_self_removes_the_trivial_answer():
-    z = torch.tensor([unit(0), unit(5), unit(90), unit(95)])
+    z = circle(0, 5, 90, 95)
     y = torch.tensor([0, 1, 1, 0])
-    assert label_retrieval_metrics(z, y, z, y, ks=(1,))["R@1"] == 1.0               # each finds itself
+    itself = dict(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y)
+    assert label_retrieval_metrics(**itself, ks=(1,))["R@1"] == 1.0               # each finds itself
     # without itself: 0° → 5° (other label), 5° → 0° (other), 90° → 95° (other), 95° → 90° (other)
-    assert label_retrieval_metrics(z, y, z, y, ks=(1,), exclude_self=True)["R@1"] == 0.0
+    assert label_retrieval_metrics(**itself, ks=(1,), exclude_self=True)["R@1"] == 0.0
     with pytest.raises(ValueError, match="same set"):
-        label_retrieval_metrics(z, y, z[:3], y[:3], exclude_self=True)
+        label_retrieval_metrics(gallery_emb=z[:3], gallery_labels=y[:3], query_emb=z, query_labels=y,
+                                exclude_self=True)
 
 
 def test_retrieval_bad_input_is_named():
     with pytest.raises(ValueError, match="differ in dimension"):
-        label_retrieval_metrics(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), torch.randn(5, 2),
-                                torch.zeros(5, dtype=torch.long))
+        label_retrieval_metrics(gallery_emb=torch.randn(5, 2), gallery_labels=torch.zeros(5, dtype=torch.long),
+                                query_emb=torch.randn(3, 4), query_labels=torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"gallery_labels of shape \(5,\)"):
-        label_retrieval_metrics(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), torch.randn(5, 4),
-                                torch.zeros(4, dtype=torch.long))
+        label_retrieval_metrics(gallery_emb=torch.randn(5, 4), gallery_labels=torch.zeros(4, dtype=torch.long),
+                                query_emb=torch.randn(3, 4), query_labels=torch.zeros(3, dtype=torch.long))
 
 
 # ---------------------------------------------------------------- the table
@@ -195,6 +210,11 @@ def test_table_prints_aligned_and_looks_rows_up():
     assert table.row("raw pixels")["k"] == 5 and table.column("probe") == [0.6712, 0.118]
     both = table + Table([{"encoder": "MAE", "probe": 0.3, "k": 1}])
     assert len(both) == 3 and both.column("encoder")[-1] == "MAE"
+    two = Table([{"encoder": "a", "probe": 0.5}], digits=1, details={"a": "k=5"}) + \
+        Table([{"encoder": "b", "probe": 0.25}], details={"b": "l2=0.01"})
+    assert two.digits == 1 and two.details == {"a": "k=5", "b": "l2=0.01"}
+    assert str(two) == "encoder  probe\na          0.5\nb          0.2"      # the left table's digits
+    assert str(Table([{"name": "a"}, {"name": "long"}])) == "name\na\nlong"    # no trailing spaces
 
 
 def test_table_errors_name_the_problem():
@@ -296,3 +316,77 @@ def test_fit_logistic_regression_is_the_same_on_one_thread():
         b, _, _ = fit_logistic_regression(x, y, 3, 1e-2)
     assert torch.get_num_threads() == threads
     torch.testing.assert_close(a.weight, b.weight, atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------- monitors for fit(evaluate=...)
+class Scale(nn.Module):
+    """An 'encoder' that flattens 2×2 images and weighs each pixel by a weight the test can change."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        return self.w * x.flatten(1)
+
+
+def images(n, seed):
+    return torch.rand(n, 1, 2, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def test_knn_monitor_scores_the_encoder_as_it_is_when_called():
+    enc = Scale()
+    tr_x, te_x = images(30, 0), images(10, 1)
+    tr_y, te_y = torch.arange(30) % 3, torch.arange(10) % 3
+    monitor = knn_monitor(enc, tr_x, tr_y, te_x, te_y, k=5, name="kNN")
+    before = knn_accuracy(tr_x.flatten(1), tr_y, te_x.flatten(1), te_y, 5)
+    assert monitor() == {"kNN": before}
+    w = torch.tensor([1.0, 0.0, 0.0, 3.0])
+    with torch.no_grad():
+        enc.w.copy_(w)                                  # the encoder trains on: the monitor sees it
+    after = knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 5)
+    assert after != before and monitor() == {"kNN": after}
+    assert knn_monitor(enc, tr_x, tr_y, te_x, te_y)() == {
+        "knn": knn_accuracy(w * tr_x.flatten(1), tr_y, w * te_x.flatten(1), te_y, 20)}
+
+
+def test_retrieval_monitor_lets_each_image_query_the_others():
+    enc = Scale()
+    x, y = images(20, 2), torch.arange(20) % 4
+    z = x.flatten(1)
+    itself = dict(gallery_emb=z, gallery_labels=y, query_emb=z, query_labels=y)
+    want = recall_at_k(**itself, k=[1, 5], exclude_self=True)
+    assert retrieval_monitor(enc, x, y, ks=(1, 5), name="held-out")() == {"held-out R@1": want[1],
+                                                                           "held-out R@5": want[5]}
+    default = recall_at_k(**itself, k=[1, 10], exclude_self=True)
+    assert retrieval_monitor(enc, x, y)() == {"val R@1": default[1], "val R@10": default[10]}
+
+
+# ---------------------------------------------------------------- alignment and uniformity, details
+def test_alignment_by_hand_on_unequal_distances_and_alpha():
+    z1 = torch.tensor([unit(0), unit(0)])
+    z2 = torch.tensor([unit(60), unit(180)])                     # distances 1 and 2
+    assert alignment(z1, z2) == pytest.approx((1 + 4) / 2, abs=1e-5)
+    assert alignment(z1, z2, alpha=1.0) == pytest.approx((1 + 2) / 2, abs=1e-5)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([unit(0), unit(9)])),
+     "expected z1 and z2 of the same shape"),
+    (lambda: alignment(torch.tensor([[2.0, 0.0]]),
+                                                                       torch.tensor([unit(0)])),
+     "z1 must be L2-normalized"),
+    (lambda: alignment(torch.tensor([unit(0)]),
+                                                                       torch.tensor([[2.0, 0.0]])),
+     "z2 must be L2-normalized"),
+    (lambda: uniformity(torch.tensor(unit(0))),
+     "expected z of shape (N, D)"),
+    (lambda: uniformity(torch.tensor([[2.0, 0.0], unit(0)])),
+     "z must be L2-normalized"),
+    (lambda: uniformity(torch.tensor([unit(0)])),
+     "uniformity needs at least 2 points"),
+])
+def test_alignment_and_uniformity_errors_name_the_argument(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()

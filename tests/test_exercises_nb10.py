@@ -70,7 +70,7 @@ def test_gallery_recalls_accepts_the_right_answer(capsys):
     for n in (2, 5, 20):
         g = gallery[labels[gallery] < n]
         p = probe[labels[probe] < n]
-        recalls[n] = recall_at_k(emb[p], labels[p], emb[g], labels[g], 1)
+        recalls[n] = recall_at_k(gallery_emb=emb[g], gallery_labels=labels[g], query_emb=emb[p], query_labels=labels[p])
     check_gallery_recalls(recalls, emb, labels, gallery, probe)
     assert "✓" in capsys.readouterr().out
 
@@ -82,6 +82,7 @@ def test_gallery_recalls_explains_probes_left_unrestricted():
     recalls = {}
     for n in (2, 5, 20):
         g = gallery[labels[gallery] < n]
-        recalls[n] = recall_at_k(emb[probe], labels[probe], emb[g], labels[g], 1)   # every probe, small gallery
+        recalls[n] = recall_at_k(gallery_emb=emb[g], gallery_labels=labels[g],      # every probe, small gallery
+                                 query_emb=emb[probe], query_labels=labels[probe])
     with pytest.raises(AssertionError, match="in BOTH the gallery and the probes"):
         check_gallery_recalls(recalls, emb, labels, gallery, probe)

@@ -76,3 +76,9 @@ def test_the_demo_runs_on_two_cpu_processes_without_two_gpus():
 def test_reading_a_run_that_did_not_finish_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="did the run finish"):
         read_history(tmp_path)
+
+
+def test_reading_a_run_that_is_still_training_says_so(tmp_path):
+    (tmp_path / "history.json").write_text('{"status": "training", "experiment": {}}')
+    with pytest.raises(RuntimeError, match="has not finished"):
+        read_history(tmp_path)

@@ -21,13 +21,13 @@ from contrastive_lab.losses import clip_loss, info_nce, negative_cosine, nt_xent
 from contrastive_lab.methods import (BYOL, MoCo, SimCLR, SimSiam, build_clip, train_byol, train_clip, train_moco,
                                      train_simclr, train_simsiam, train_supcon, train_vicreg)
 from contrastive_lab.methods.clip import clip_settings
+from contrastive_lab.methods.supervised import train_supervised
 from contrastive_lab.models import make_encoder
 from contrastive_lab.profiles import FULL, QUICK
 from contrastive_lab.text import Tokenizer
 from contrastive_lab.train import compile_once, fit, make_schedule
 from contrastive_lab.validate import value_checks
-
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), proj_dim=8, batch_size=16, channels_last=False, log_every=4)
+from conftest import TOY
 
 
 # ---------------------------------------------------------------- precision under autocast
@@ -120,20 +120,24 @@ def method_runs():
         "VICReg": lambda: train_vicreg(SimCLR(make_encoder(TOY), 8), x, TOY, **kw),
         "SupCon": lambda: train_supcon(make_encoder(TOY), x, y, TOY, **kw),
         "CLIP": tiny_clip_run(),
+        "supervised": lambda: train_supervised(make_encoder(TOY), x, y, TOY, n_classes=4, **kw)[1],
     }
 
 
-@pytest.mark.parametrize("method", ["SimCLR", "MoCo", "BYOL", "SimSiam", "VICReg", "SupCon", "CLIP"])
+@pytest.mark.parametrize("method", ["SimCLR", "MoCo", "BYOL", "SimSiam", "VICReg", "SupCon", "CLIP", "supervised"])
 def test_training_steps_do_not_synchronise_with_the_host(method):
     """2 epochs × 4 steps, log_every 4: the loop may read the losses twice (their copy to the
-    host is the one wait a GPU pays, every log_every steps); nothing else may read a value.
+    host is the one wait a GPU pays, every log_every steps); nothing else may read a value,
+    and nothing inside a step may copy between host and device (`.to(device)` of a host
+    tensor counts, on this CPU, as the copy it would be on a GPU).
     The landed code before this test counted 21 (SimCLR) to 29 (BYOL) per step."""
     run = method_runs()[method]
     torch.manual_seed(0)
     with count_host_syncs() as syncs:
         history = run()
     steps = len(history.loss)
-    assert steps == 8
+    assert steps == syncs.steps == 8
+    assert syncs.step_total == 0, dict(syncs.in_steps)    # no sync, no copy between host and device in a step
     assert syncs.total <= steps // TOY.log_every, dict(syncs.by_op)
 
 
@@ -223,12 +227,33 @@ def test_compile_once_compiles_each_child_once(monkeypatch):
     assert list(model.state_dict()) == list(SimCLR(make_encoder(TOY), 8).state_dict())
 
 
-def test_compile_failure_says_so_once_and_runs_eagerly(monkeypatch, capsys):
-    def broken(fn, *a, **k):
+def compile_failing_with(monkeypatch, error, in_backward=False):
+    """torch.compile replaced by one whose compiled forward (or, lazily, backward) raises `error`."""
+    class FailingBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise error
+
+    def fake_compile(fn, *a, **k):
         def run(*args, **kwargs):
-            raise RuntimeError("no C++ compiler found")
+            if not in_backward:
+                raise error
+            return FailingBackward.apply(fn(*args, **kwargs))
         return run
-    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(torch, "compile", fake_compile)
+
+
+def inductor_failure(message="no C++ compiler found"):
+    from torch._inductor.exc import InductorError
+    return InductorError(RuntimeError(message), None)
+
+
+def test_compile_failure_says_so_once_and_runs_eagerly(monkeypatch, capsys):
+    compile_failing_with(monkeypatch, inductor_failure())
     model = SimCLR(make_encoder(TOY), 8)
     compile_once(model)
     x = small_images(4)
@@ -236,7 +261,43 @@ def test_compile_failure_says_so_once_and_runs_eagerly(monkeypatch, capsys):
     model(x)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all("no C++ compiler found" in line and "eagerly" in line for line in lines)
+    assert model.encoder._compiled_call_impl is None and model.head._compiled_call_impl is None
     torch.testing.assert_close(out, model.head(model.encoder(x)))
+
+
+def test_a_backward_that_fails_to_compile_is_caught_at_the_first_forward(monkeypatch, capsys):
+    """The backward is compiled lazily; the guard runs it once, so its failure falls back to eager
+    there, instead of escaping from loss.backward() in the middle of fit."""
+    compile_failing_with(monkeypatch, inductor_failure("ptxas: Feature '.bf16' requires sm_80"), in_backward=True)
+    torch.manual_seed(0)
+    model = SimCLR(make_encoder(TOY), 8)
+    compile_once(model)
+    history = train_simclr(model, small_images(32), TOY, epochs=1, device="cpu", progress=False)
+    assert len(history.loss) == 2 and all(math.isfinite(v) for v in history.loss)
+    assert "requires sm_80" in capsys.readouterr().out
+    assert all(p.grad is not None for p in model.parameters())     # the real backward ran, eagerly
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("mat1 and mat2 shapes cannot be multiplied")])
+def test_out_of_memory_and_real_errors_are_not_called_compile_failures(monkeypatch, capsys, error):
+    compile_failing_with(monkeypatch, error)
+    model = SimCLR(make_encoder(TOY), 8)
+    compile_once(model)
+    with pytest.raises(type(error), match=str(error)[:20]):
+        model(small_images(4))
+    assert "eagerly" not in capsys.readouterr().out
+    assert model.encoder._compiled_call_impl is not None            # compiling stays on
+
+
+def test_an_oom_inside_the_compiler_is_not_a_compile_failure():
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from contrastive_lab.train import is_compile_error
+    assert is_compile_error(inductor_failure())
+    assert is_compile_error(BackendCompilerFailed(lambda: None, RuntimeError("Triton not found"), None))
+    assert not is_compile_error(BackendCompilerFailed(lambda: None, torch.OutOfMemoryError("OOM"), None))
+    assert not is_compile_error(RuntimeError("no C++ compiler found"))       # not raised by the compiler
 
 
 # ---------------------------------------------------------------- data on the device, recipes
@@ -245,9 +306,14 @@ def test_uint8_storage_quarters_memory_and_converts_per_batch():
     stored = images_on_device(x, "cpu", as_uint8=True)
     assert stored.dtype == torch.uint8 and stored.element_size() * 4 == x.element_size()
     assert (as_float_images(stored) - x).abs().max() <= 0.5 / 255 + 1e-6
-    h = train_simclr(SimCLR(make_encoder(TOY), 8), x, TOY.replace(store_uint8=True, batch_size=4),
-                     device="cpu", epochs=1, progress=False)
-    assert len(h.loss) == 2 and all(math.isfinite(v) for v in h.loss)
+    # training on uint8 storage is training on the images rounded to 256 levels, step for step
+    losses = []
+    for images, as_uint8 in ((x, True), ((x * 255).round() / 255, False)):
+        torch.manual_seed(0)
+        h = train_simclr(SimCLR(make_encoder(TOY), 8), images, TOY.replace(store_uint8=as_uint8, batch_size=4),
+                         device="cpu", epochs=1, progress=False)
+        losses.append(h.loss)
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
 
 
 def test_each_dataset_gets_its_recipe():

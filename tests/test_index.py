@@ -103,10 +103,24 @@ def test_loading_for_another_model_version_raises(tmp_path):
         load_index(tmp_path / "i.pt", model_version="simclr-v2")
 
 
-def test_measurements_are_positive_and_flat_memory_is_n_times_d_floats():
+def test_timings_read_the_clock_around_each_search_and_flat_memory_is_n_times_d_floats(monkeypatch):
+    """A fake clock makes the timings exact: latency is the median of the per-query times,
+    throughput the queries over the one batched call, build_seconds the train + add time."""
+    import contrastive_lab.index as index_module
+
+    def clock(*readings):
+        ticks = iter(readings)
+        monkeypatch.setattr(index_module.time, "perf_counter", lambda: next(ticks))
+
+    clock(5.0, 5.25)
     index = build_index(random_unit(500, d=16), "Flat", model_version="v1")
-    queries = random_unit(20, d=16, seed=5)
-    assert single_query_latency(index, queries, k=5) > 0
-    assert batched_throughput(index, queries, k=5) > 0
+    assert index.build_seconds == pytest.approx(0.25)
+    queries = random_unit(3, d=16, seed=5)
+    clock(0.0, 0.002, 1.0, 1.004, 2.0, 2.003)                      # 2, 4 and 3 ms
+    assert single_query_latency(index, queries, k=5) == pytest.approx(3.0)
+    clock(0.0, 0.002, 1.0, 1.004, 2.0, 2.003, 3.0, 3.009, 4.0, 4.010, 5.0, 5.011)
+    assert single_query_latency(index, queries, k=5, repeats=2) == pytest.approx(6.5)   # median of 6
+    clock(10.0, 10.5)
+    assert batched_throughput(index, queries, k=5) == pytest.approx(6.0)             # 3 queries in 0.5 s
+    monkeypatch.undo()
     assert 500 * 16 * 4 <= index_bytes(index) < 500 * 16 * 4 + 1000
-    assert index.build_seconds >= 0

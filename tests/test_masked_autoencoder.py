@@ -9,8 +9,7 @@ from contrastive_lab.methods.masked_autoencoder import (MaskedAutoencoder, hide_
                                                         train_masked_autoencoder)
 from contrastive_lab.models import make_encoder
 from contrastive_lab.profiles import FULL, QUICK
-
-TOY = QUICK.replace(cnn_widths=(4, 8, 8, 8), batch_size=16, channels_last=False, log_every=4)
+from conftest import TOY
 
 
 def test_mask_hides_the_same_number_of_whole_patches_in_every_image():
@@ -89,7 +88,8 @@ def test_training_steps_do_not_synchronise_with_the_host():
     settings = mae_settings(TOY).replace(epochs=2)
     with count_host_syncs() as syncs:
         history = train_masked_autoencoder(model, x, TOY, settings, device="cpu", progress=False)
-    assert len(history.loss) == 8
+    assert len(history.loss) == syncs.steps == 8
+    assert syncs.step_total == 0, dict(syncs.in_steps)          # no sync and no host↔device copy in a step
     assert syncs.total <= len(history.loss) // TOY.log_every, dict(syncs.by_op)
 
 

@@ -23,13 +23,10 @@ import torch
 from contrastive_lab.losses import pairwise_distance
 from contrastive_lab.mining import (DIFFICULTIES, MINERS, batch_all_triplets, batch_hard_triplets,
                                     random_triplets, semi_hard_triplets, triplet_difficulty)
+from conftest import circle
 
 ANGLES = (0, 60, 90, 200)
 LABELS = torch.tensor([0, 0, 1, 1])
-
-
-def circle(*degs):
-    return torch.tensor([[math.cos(math.radians(d)), math.sin(math.radians(d))] for d in degs])
 
 
 Z = circle(*ANGLES)

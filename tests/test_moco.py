@@ -60,12 +60,39 @@ def test_shuffle_bn_keys_are_the_key_net_on_shuffled_groups():
 
 
 def test_symmetric_loss_queues_both_views_and_trains_both():
+    """Gradient reaches the images of BOTH views through the query network (the keys take
+    none); without `symmetric` only view 1 is a query, so view 2 gets no gradient."""
+    for symmetric in (True, False):
+        torch.manual_seed(0)
+        model = MoCo(SmallCNN((4, 8, 8, 8)), proj_dim=8, queue_size=16, bn_groups=2, symmetric=symmetric)
+        v1, v2 = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+        v1.requires_grad_(True)
+        v2.requires_grad_(True)
+        moco_loss(model, 0.2)(v1, v2).backward()
+        assert all(p.grad is None for p in model.key_net.parameters())
+        assert v1.grad.abs().sum() > 0
+        if symmetric:
+            assert v2.grad.abs().sum() > 0
+            assert model.queue.ptr.item() == 8               # 4 keys of each view
+        else:
+            assert v2.grad is None
+            assert model.queue.ptr.item() == 4
+
+
+def test_symmetric_loss_is_the_mean_of_both_directions():
+    """With momentum 1 the key network stays as it is, so both halves can be recomputed by hand."""
+    from contrastive_lab.losses import info_nce
+
     torch.manual_seed(0)
-    model = MoCo(SmallCNN((4, 8, 8, 8)), proj_dim=8, queue_size=16, bn_groups=2, symmetric=True)
+    model = MoCo(SmallCNN((4, 8, 8, 8)), proj_dim=8, queue_size=16, momentum=1.0, symmetric=True)
     v1, v2 = torch.rand(2, 4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
-    moco_loss(model, 0.2)(v1, v2).backward()
-    assert model.queue.ptr.item() == 8               # 4 keys of each view
-    assert all(p.grad is None for p in model.key_net.parameters())
+    queue = model.queue.keys.clone()
+    loss = moco_loss(model, 0.2)(v1, v2)
+    with torch.no_grad():
+        k1, k2 = (nn.functional.normalize(model.key_net(v), dim=1) for v in (v1, v2))
+        want = 0.5 * (info_nce(model.query_net(v1), k2, queue, 0.2) + info_nce(model.query_net(v2), k1, queue, 0.2))
+    torch.testing.assert_close(loss.detach(), want)
+    torch.testing.assert_close(model.queue.keys[:8], torch.cat([k1, k2]))
 
 
 def test_shuffle_bn_training_does_not_synchronise_with_the_host():

@@ -52,10 +52,6 @@ def test_profiles_are_frozen_and_chosen_by_env(monkeypatch):
         QUICK.replace(epoch=2)
 
 
-def test_full_is_bigger_than_quick():
-    assert FULL.n_train > QUICK.n_train and FULL.epochs > QUICK.epochs and FULL.batch_size > QUICK.batch_size
-
-
 def test_default_profile_without_gpu_is_quick(monkeypatch):
     monkeypatch.delenv("CLAB_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -5,11 +5,7 @@ import pytest
 import torch
 
 from contrastive_lab.monitoring import DriftMonitor, false_alarm_rate, knn_anomaly_score, mmd2, mmd_test, roc_auc
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
+from conftest import unit
 
 
 def test_knn_anomaly_score_by_hand():

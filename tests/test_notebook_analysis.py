@@ -1,7 +1,7 @@
 """Reading notebook code without a kernel: worked examples on tiny cells and notebooks."""
 import nbformat
 
-from contrastive_lab.notebook_analysis import (cell_names, cells_needed, exercises, placeholder_source,
+from tools.notebook_analysis import (cell_names, cells_needed, exercises, placeholder_source,
                                                solution_dependents, widget_cells)
 
 

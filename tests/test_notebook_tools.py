@@ -1,7 +1,10 @@
 """Notebook upkeep: the student copy, the widget slice for the browser test, Colab copies; the pre-flight report."""
-import nbformat
+import json
 
-from contrastive_lab.notebook_tools import strip_solutions
+import nbformat
+import pytest
+
+from tools.notebook_tools import strip_solutions
 from contrastive_lab.preflight import Check, report
 
 
@@ -35,7 +38,7 @@ def small_notebook(tmp_path):
 
 
 def test_widget_notebook_keeps_only_the_cells_the_widget_needs(tmp_path):
-    from contrastive_lab.notebook_tools import widget_notebook
+    from tools.notebook_tools import widget_notebook
 
     small, widgets = widget_notebook(small_notebook(tmp_path))
     sources = [c.source for c in small.cells]
@@ -45,7 +48,7 @@ def test_widget_notebook_keeps_only_the_cells_the_widget_needs(tmp_path):
 
 
 def test_a_markdown_solution_becomes_a_prompt_and_outputs_are_cleared():
-    from contrastive_lab.notebook_tools import student_notebook
+    from tools.notebook_tools import student_notebook
 
     nb = nbformat.v4.new_notebook()
     answer = nbformat.v4.new_markdown_cell("The answer is colour.")
@@ -61,7 +64,7 @@ def test_a_markdown_solution_becomes_a_prompt_and_outputs_are_cleared():
 
 
 def test_colab_copy_installs_the_course_first(tmp_path):
-    from contrastive_lab.notebook_tools import colab_links, colab_notebook, course_repo
+    from tools.notebook_tools import colab_links, colab_notebook, course_repo
 
     readme = tmp_path / "README.md"
     readme.write_text("Set once: COURSE_REPO = `someone/contrastive-lab`\n")
@@ -74,3 +77,85 @@ def test_colab_copy_installs_the_course_first(tmp_path):
     assert [c.source for c in colab.cells[1:]] == [c.source for c in nb.cells]
     table = colab_links(["notebooks/00_welcome.ipynb"], "someone/contrastive-lab")
     assert "colab.research.google.com/github/someone/contrastive-lab/blob/main/notebooks/00_welcome.ipynb" in table
+
+
+# ---------------------------------------------------------------- the student copy never loses or leaks a teacher's work
+def exercise_notebook(folder, name="nb.ipynb", solution_tags=("solution",)):
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    answer = nbformat.v4.new_code_cell("answer = 42")
+    answer.metadata["tags"] = list(solution_tags)
+    nb.cells = [nbformat.v4.new_markdown_cell("### Exercise"), answer, nbformat.v4.new_code_cell("check_answer(answer)")]
+    nbformat.write(nb, folder / name)
+    return folder / name
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_strip_solutions_into_the_notebooks_own_folder_is_refused(tmp_path, capsys):
+    from tools.notebook_tools import main
+
+    teacher = exercise_notebook(tmp_path / "notebooks")
+    before = teacher.read_text()
+    for out in (tmp_path / "notebooks", tmp_path / "notebooks" / ".." / "notebooks"):
+        assert main(["strip-solutions", "--out", str(out), str(teacher)]) == 2
+        assert "the student copy would overwrite the teacher's notebook" in one_error_line(capsys)
+        assert teacher.read_text() == before                   # the solution is still there
+
+
+def test_two_notebooks_of_one_name_are_refused(tmp_path, capsys):
+    from tools.notebook_tools import main
+
+    a, b = exercise_notebook(tmp_path / "a"), exercise_notebook(tmp_path / "b")
+    assert main(["strip-solutions", "--out", str(tmp_path / "student"), str(a), str(b)]) == 2
+    assert "have the same name" in one_error_line(capsys) and not (tmp_path / "student").exists()
+
+
+@pytest.mark.parametrize("solution_tags", [(), ("solutions",), ("Solution",)])
+def test_a_solution_without_its_exact_tag_is_reported_not_copied(tmp_path, capsys, solution_tags):
+    from tools.notebook_tools import main
+
+    path = exercise_notebook(tmp_path / "notebooks", solution_tags=solution_tags)
+    assert main(["strip-solutions", "--out", str(tmp_path / "student"), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not tagged 'solution'" in err and f"{path}: cell 1 " in err
+    assert not (tmp_path / "student").exists()
+
+
+def test_a_cell_marked_not_a_solution_is_copied(tmp_path):
+    path = exercise_notebook(tmp_path / "notebooks", solution_tags=("not-a-solution",))
+    out = nbformat.read(strip_solutions(path, tmp_path / "student"), as_version=4)
+    assert out.cells[1].source == "answer = 42"
+
+
+def test_tags_stored_as_a_string_or_null_are_read_as_tags(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in ("print(1)", "answer = 42", "check_answer(answer)")]
+    raw = json.loads(nbformat.writes(nb))
+    for cell, stored in zip(raw["cells"], (None, "solution", "not-a-solution")):
+        cell["metadata"]["tags"] = stored                     # as a hand edit can leave them
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(raw))
+    out = nbformat.read(strip_solutions(path, tmp_path / "student"), as_version=4)
+    assert out.cells[0].source == "print(1)"
+    assert "answer = 42" not in out.cells[1].source and out.cells[1].metadata["tags"] == ["exercise"]
+    assert out.cells[2].source == "check_answer(answer)" and out.cells[2].metadata["tags"] == ["not-a-solution"]
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"cells": "none"}', '{"a": 1}'])
+def test_a_malformed_notebook_is_named_and_nothing_is_written(tmp_path, capsys, content):
+    from tools.notebook_tools import main
+
+    good = exercise_notebook(tmp_path / "notebooks", "00_good.ipynb")
+    bad = tmp_path / "notebooks" / "01_bad.ipynb"
+    bad.write_text(content)
+    last = exercise_notebook(tmp_path / "notebooks", "02_last.ipynb")
+    assert main(["strip-solutions", "--out", str(tmp_path / "student"), str(good), str(bad), str(last)]) == 2
+    assert f"{bad} is not a readable notebook" in one_error_line(capsys)
+    assert not (tmp_path / "student").exists()
+    assert main(["execute", str(tmp_path / "missing.ipynb")]) == 2
+    assert "missing.ipynb: no such notebook" in one_error_line(capsys)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from contrastive_lab.notebook_analysis import code_cells, widget_cells
+from tools.notebook_analysis import code_cells, widget_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -66,3 +66,29 @@ def test_report_marks_failures_and_main_exits_non_zero(monkeypatch, capsys):
     monkeypatch.setattr(preflight, "run_checks", lambda fast=False: checks[:1])
     assert preflight.main(["--fast"]) == 0
     assert "ready for the course" in capsys.readouterr().out
+
+
+def test_a_slow_machine_is_a_warning_with_the_expected_minutes_not_a_fix(monkeypatch, capsys):
+    from contrastive_lab.profiles import get_profile
+
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: 31 * REFERENCE.step_ms)
+    speed, minutes = preflight.check_speed(get_profile("quick"), "cpu")
+    assert speed.ok and speed.warn and speed.label == "WARN"
+    assert "about 31× slower than planned" in speed.detail
+    assert minutes.ok and "total" in minutes.detail              # the expected minutes, scaled to this machine
+    text = report([Check("torch", True, "2.14"), speed, minutes])
+    assert "WARN speed test" in text and "FIX" not in text
+    assert text.endswith("=> ready for the course, with the warnings marked WARN")
+    monkeypatch.setattr(preflight, "run_checks", lambda fast=False: [speed, minutes])
+    assert preflight.main([]) == 0                              # make test and notebook 00 go on
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: REFERENCE.step_ms)
+    assert preflight.check_speed(get_profile("quick"), "cpu")[0].label == "OK"
+
+
+def test_the_speed_is_never_printed_as_zero(monkeypatch):
+    from contrastive_lab.profiles import get_profile
+
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: 37 * REFERENCE.step_ms)
+    assert "(1/37 of the speed of the reference machine" in preflight.check_speed(get_profile("quick"), "cpu")[0].detail
+    monkeypatch.setattr(preflight, "speed_test", lambda profile, device, seconds: REFERENCE.step_ms / 2)
+    assert "(2.0× the speed of the reference machine" in preflight.check_speed(get_profile("quick"), "cpu")[0].detail

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from contrastive_lab.production import (jittered_copies, median_nn_distance, near_duplicates, production_settings,
                                         threshold_for_precision)
+from contrastive_lab.evaluate import accepts
 from contrastive_lab.profiles import FULL, QUICK
 
 
@@ -17,6 +18,17 @@ def test_threshold_for_precision_by_hand():
     assert threshold_for_precision(scores, match, 1.0) == pytest.approx(0.75)    # between 0.8 and 0.7: 2 matches
     assert threshold_for_precision(scores, match, 0.75) == pytest.approx(0.55)   # keeps 0.6: 3 matches at P 3/4
     assert threshold_for_precision(scores, match, 0.5) == pytest.approx(0.55)    # flagging 0.5 too adds no match
+
+
+def test_the_threshold_flags_score_at_or_above_it_as_evaluate_accepts():
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])
+    match = torch.tensor([True, True, False, True, False])
+    t = threshold_for_precision(scores, match, 1.0)
+    assert accepts(scores, t).tolist() == [True, True, False, False, False]
+    # a new pair scoring exactly t is flagged; one a float step below is not (the verification rule too)
+    at = torch.tensor(t, dtype=torch.float64)
+    below = torch.nextafter(at, torch.tensor(-1.0, dtype=torch.float64))
+    assert accepts(torch.stack([at, below]), t).tolist() == [True, False]
 
 
 def test_threshold_is_inf_when_the_target_cannot_be_met():

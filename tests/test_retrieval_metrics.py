@@ -115,3 +115,11 @@ def test_bad_input_gets_a_clear_error(metric):
 def test_minus_infinity_scores_are_allowed_and_rank_last():
     # -inf is how a caller removes a document from the ranking (e.g. the query itself)
     assert mrr_at_k([[-math.inf, 0.2, 0.1]], [[0, 0, 1]]) == pytest.approx(1 / 2)
+
+
+def test_ndcg_takes_infinite_scores_and_a_single_document():
+    # ±inf keep their place in the ranking (scikit-learn itself refuses them); one document is its own ideal order
+    want = ndcg_score([[1, 0, 0]], [[-9, 0.2, 9]], k=3)
+    assert ndcg_at_k([[-math.inf, 0.2, math.inf]], [[1, 0, 0]], k=3) == pytest.approx(want)
+    assert ndcg_at_k([[-math.inf, -math.inf, 0.1]], [[1, 0, 0]], k=3) == pytest.approx(0.5 * (1 / LOG2_3 + 0.5))
+    assert ndcg_at_k([[0.3], [0.1]], [[2], [0]], k=5) == 0.5

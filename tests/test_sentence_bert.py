@@ -12,11 +12,7 @@ from contrastive_lab.methods.sentence_bert import (length_batches, mine_hard_neg
 from contrastive_lab.profiles import get_profile
 from contrastive_lab.text.biencoder import BiEncoder, encode_texts
 from contrastive_lab.text.subword import SubwordTokenizer
-
-
-def unit(deg):
-    r = math.radians(deg)
-    return [math.cos(r), math.sin(r)]
+from conftest import unit
 
 
 # ------------------------------------------------------------------ the loss

@@ -6,6 +6,7 @@ and it gives no answer away.
   each solution and its check in `make test`, and fails if the check raises);
 - no cell outside a check reads a name only a solution defines;
 - no line of a solution, and no output, reaches the student copy;
+- every solution cell is tagged, and a solution cell that lost its tag would be reported;
 - one student notebook (the first, the cheapest) runs end to end in a fresh kernel.
 """
 import ast
@@ -25,9 +26,9 @@ import pytest
 
 import contrastive_lab.exercises as exercises_pkg
 from contrastive_lab.exercises import self_check
-from contrastive_lab.notebook_analysis import (code_source, exercises, is_check_statement, is_solution,
-                                               solution_dependents)
-from contrastive_lab.notebook_tools import student_notebook
+from tools.notebook_analysis import (code_source, exercises, is_check_statement, is_solution,
+                                               solution_dependents, untagged_solutions)
+from tools.notebook_tools import student_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -186,6 +187,18 @@ def test_no_solution_text_reaches_the_student_copy(path):
     assert "widgets" not in student.metadata
     assert sum("exercise" in c.metadata.get("tags", []) for c in student.cells) == sum(map(is_solution, nb.cells))
     assert nb == before                                        # the teacher's notebook is left as it was
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
+def test_every_solution_is_tagged_and_a_lost_tag_would_be_reported(path):
+    nb = read(path)
+    assert untagged_solutions(nb) == []
+    for i, cell in enumerate(nb.cells):
+        if is_solution(cell):
+            untagged = copy.deepcopy(nb)
+            untagged.cells[i].metadata["tags"] = [t for t in cell.metadata["tags"] if t != "solution"]
+            assert any(line.startswith(f"cell {i} ") for line in untagged_solutions(untagged)), (
+                f"{path.name}: solution cell {i} without its tag would reach the students unnoticed")
 
 
 # ------------------------------------------------------------------ one student notebook, end to end

@@ -4,12 +4,12 @@ import re
 from pathlib import Path
 
 from contrastive_lab.course_timings import NOTEBOOK_SECONDS
-from contrastive_lab.notebook_tools import LINKS_END, LINKS_START, colab_install_source, colab_links, course_repo
+from tools.notebook_tools import LINKS_END, LINKS_START, colab_install_source, colab_links, course_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NOTES = (ROOT / "docs" / "teaching.md").read_text()
-REGENERATE = "python -m contrastive_lab.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb"
+REGENERATE = "python -m tools.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb"
 
 
 def test_every_notebook_has_a_colab_link():

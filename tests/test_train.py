@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from contrastive_lab.train import History, fit, load_checkpoint, save_checkpoint
+from contrastive_lab.train import CheckpointMismatchError, History, fit, load_checkpoint, save_checkpoint
 
 
 def regression_task(init_seed=0):
@@ -65,7 +65,7 @@ def test_checkpoint_round_trip_and_weights_only(tmp_path):
     epoch, h2 = load_checkpoint(tmp_path / "c.pt", {"m": other})
     assert epoch == 1 and h2.metrics == {"knn": [(1, 0.3)]}
     torch.testing.assert_close(other.weight, model.weight)
-    with pytest.raises(KeyError, match="no state for"):
+    with pytest.raises(CheckpointMismatchError, match="belongs to another run: it has no state for"):
         load_checkpoint(tmp_path / "c.pt", {"other": other})
 
 

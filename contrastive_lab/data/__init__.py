@@ -4,6 +4,14 @@
     make_cluttered_digits(n, split, seed) harder 32×32 images built on them (offline)
     load_real_dataset(name, train)        CIFAR-10, MNIST, Fashion-MNIST (download once)
     load_image_dataset(profile)           what a profile trains on, with the offline fallback
+
+One module per source:
+
+    digits     scikit-learn's 8×8 handwritten digits     cluttered  harder 32×32 scenes built on them
+    real       CIFAR-10, MNIST, Fashion-MNIST            download   one file: timeout, checksum, retry
+    glyphs     glyph identities for verification        sequences  moving digits: frames as positives
+    shapes     captioned shape scenes for CLIP           folder     your own images, ImageFolder layout
+    pairs      batch samplers (minibatches, P×K)         cache      where datasets are stored
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ import torch
 from .cache import data_dir
 from .cluttered import make_cluttered_digits
 from .digits import load_digits
-from .pairs import minibatches, pk_batches, positive_pairs_from_labels, random_triplets_from_labels
+from .pairs import minibatches, pk_batches
 from .real import DatasetUnavailable, load_real_dataset
 from .shapes import CaptionedScenes, make_captioned_scenes  # captioned scenes for CLIP (notebook 08)
 
@@ -66,14 +74,21 @@ def load_image_dataset(name: str = "cluttered_digits", n_train: int | None = Non
     train_x). For cluttered digits they are extra images drawn from the
     training handwriting with their own seed, so train_x does not depend on n_val.
     """
+    for label, value in (("n_train", n_train), ("n_test", n_test)):
+        if value is not None and value < 1:
+            raise ValueError(f"{label} must be at least 1 (or None for all), got {value}")
+    if n_val < 0:
+        raise ValueError(f"n_val must be ≥ 0, got {n_val}")
+    n_train_cluttered = 5000 if n_train is None else n_train
+    n_test_cluttered = 1000 if n_test is None else n_test
     if name == "cluttered_digits":
-        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
+        return _cluttered(n_train_cluttered, n_test_cluttered, n_val, seed)
     try:
         tr_x, tr_y = load_real_dataset(name, train=True, download=download)
         te_x, te_y = load_real_dataset(name, train=False, download=download)
     except DatasetUnavailable as exc:
         print(f"{exc} -> using the offline cluttered digits instead.")
-        return _cluttered(n_train or 5000, n_test or 1000, n_val, seed)
+        return _cluttered(n_train_cluttered, n_test_cluttered, n_val, seed)
     if n_val >= len(tr_y):
         raise ValueError(f"n_val={n_val} leaves no training images ({name} has {len(tr_y)})")
     g = torch.Generator().manual_seed(seed)
@@ -95,5 +110,5 @@ def _cluttered(n_train: int, n_test: int, n_val: int, seed: int) -> ImageDataset
 __all__ = [
     "CaptionedScenes", "make_captioned_scenes", "ImageDataset", "DatasetUnavailable", "CIFAR10_CLASSES", "data_dir", "load_digits",
     "make_cluttered_digits", "load_real_dataset", "load_image_dataset", "minibatches",
-    "pk_batches", "positive_pairs_from_labels", "random_triplets_from_labels",
+    "pk_batches",
 ]

@@ -18,5 +18,11 @@ def data_dir() -> Path:
     else:
         checkout = Path(__file__).resolve().parents[2] / "data"
         path = checkout if checkout.is_dir() else Path.home() / ".cache" / "contrastive_lab"
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"the data folder {path} is a file; set {ENV_VAR} to a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"cannot make the data folder {path}: a part of its path is a file; "
+                         f"set {ENV_VAR} to a folder") from None
     return path

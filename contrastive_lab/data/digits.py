@@ -9,9 +9,6 @@ from __future__ import annotations
 import torch
 from sklearn.datasets import load_digits as _sk_load_digits
 
-N_CLASSES = 10
-
-
 def load_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """Return (images, labels).
 

@@ -1,9 +1,7 @@
-"""Batches, positives and triplets built from a labelled set.
+"""Batch samplers: which indices of a training set make up each batch.
 
     minibatches(n, batch_size, generator)      shuffled index batches for one epoch
     pk_batches(labels, p, k, generator)        P classes × K samples per batch (for mining)
-    positive_pairs_from_labels(labels, ...)    (i, j) pairs with the same label
-    random_triplets_from_labels(labels, ...)   (anchor, positive, negative) indices
 """
 from __future__ import annotations
 
@@ -55,36 +53,3 @@ def pk_batches(labels: torch.Tensor, p: int, k: int, generator: torch.Generator 
         chosen = torch.randperm(len(classes), generator=generator, device=device)[:p]       # (P,)
         offset = (torch.rand(p, k, generator=generator, device=device) * counts[chosen, None]).long()
         yield by_class[starts[chosen, None] + offset].flatten()                            # (P·K,)
-
-
-def positive_pairs_from_labels(labels: torch.Tensor, n_pairs: int,
-                               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """n_pairs random (i, j), i ≠ j, with labels[i] == labels[j]. Returns two (n_pairs,) tensors."""
-    i = torch.randint(len(labels), (n_pairs,), generator=generator)
-    j = _draw_where(labels, labels[i], same=True, exclude=i, generator=generator)
-    return i, j
-
-
-def random_triplets_from_labels(labels: torch.Tensor, n_triplets: int,
-                                generator: torch.Generator | None = None):
-    """n_triplets random (anchor, positive, negative) index triples over the whole set."""
-    a, p = positive_pairs_from_labels(labels, n_triplets, generator)
-    n = _draw_where(labels, labels[a], same=False, exclude=a, generator=generator)
-    return a, p, n
-
-
-def _draw_where(labels, wanted, same: bool, exclude, generator):
-    """For each wanted label, a random index whose label is (same) / is not (not same) it."""
-    out = torch.empty_like(wanted)
-    for c in wanted.unique().tolist():
-        rows = (wanted == c).nonzero().flatten()
-        pool = ((labels == c) if same else (labels != c)).nonzero().flatten()
-        if len(pool) < (2 if same else 1):
-            raise ValueError(f"label {c} has no {'positive' if same else 'negative'} to draw")
-        pick = pool[torch.randint(len(pool), (len(rows),), generator=generator)]
-        clash = pick == exclude[rows]
-        while clash.any():                      # redraw the few self-pairs
-            pick[clash] = pool[torch.randint(len(pool), (int(clash.sum()),), generator=generator)]
-            clash = pick == exclude[rows]
-        out[rows] = pick
-    return out

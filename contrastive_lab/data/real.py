@@ -1,12 +1,20 @@
 """Real image datasets (CIFAR-10, MNIST, Fashion-MNIST), downloaded on first use.
 
 Downloads go through `download.download_file` (a timeout on every network
-call, a progress bar, an MD5 check with one retry) into a temporary folder
-inside the cache; only a complete, verified download is moved into place, so an
-interrupted download never leaves a half-written dataset. A cached copy that
-cannot be read is deleted and downloaded once more.
+call, an overall deadline, a progress bar, an MD5 check with one retry) into a
+temporary folder inside the cache; only a complete download that reads back is
+moved into place, so an interrupted download never leaves a half-written
+dataset. A folder already there that cannot be read (copied by hand, a batch
+missing) is never deleted: a fresh copy is downloaded beside it, and only when
+that copy reads is the old folder renamed aside ("<folder>.unreadable-<time>")
+and the new one moved into place. Temporary download folders left by a killed
+run are removed at the next download, once no live process can be writing them.
+
 Reading is our own small code for the datasets' on-disk formats (CIFAR's
 pickled batches, MNIST's IDX files), so tests can exercise it on tiny files.
+Nothing read from disk runs code: each CIFAR-10 batch must have the MD5 of the
+published file before it is read, and it is read with an unpickler that builds
+only what a batch holds (a dict of strings, lists, numbers and numpy arrays).
 
 Without network, `load_real_dataset` raises DatasetUnavailable with one clear
 line; `load_image_dataset` (in `contrastive_lab.data`) then falls back to the
@@ -14,22 +22,35 @@ offline cluttered digits.
 """
 from __future__ import annotations
 
+import codecs
 import gzip
 import pickle
 import shutil
 import tarfile
-import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import make_temp, remove_stale_temp_files
 from .cache import data_dir
-from .download import DEFAULT_TIMEOUT_S, download_file
+from .download import DEFAULT_TIMEOUT_S, download_file, file_hash
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_FOLDER = "cifar-10-batches-py"
+# the MD5 of each published batch file (the same list as torchvision's datasets/cifar.py)
+CIFAR10_BATCH_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError)     # what an unreadable dataset folder raises
+STALE_DOWNLOAD_S = 24 * 3600        # a temporary download folder this old is left over from a killed run
 
 MNIST_MIRRORS = {
     "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"],
@@ -57,18 +78,86 @@ class DatasetUnavailable(RuntimeError):
 
 
 # ---------------------------------------------------------------- reading
+class UnsafeFile(ValueError):
+    """A file in the data folder is not what it should be (wrong checksum, or a pickle that
+    asks to build something a dataset file never holds)."""
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """`_codecs.encode` as Python 3 pickles bytes at protocol 2: latin-1 only."""
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's _frombuffer (how protocol 5 pickles an array), as a copy that owns its memory."""
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+
+
+_RECONSTRUCT = np.ndarray((0,)).__reduce__()[0]           # numpy's own array rebuilder
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds only what a CIFAR batch holds: dicts, lists, strings, bytes, numbers and numpy
+    arrays. Any other global (os.system, builtins.eval, …) is refused before it is called."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,     # numpy 1.x and Python 2 wrote this
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,    # numpy 2.x writes this
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+        ("_codecs", "encode"): _latin1_encode,                       # bytes at pickle protocol 2
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks to run {module}.{name}, which a CIFAR-10 batch never does")
+        return self.ALLOWED[(module, name)]
+
+
+def read_cifar10_batch(path: Path, md5: str | None) -> tuple[np.ndarray, list[int]]:
+    """One CIFAR-10 batch file: images (N, 3, 32, 32) uint8 and labels (N,).
+
+    The file's MD5 must equal `md5` (the published file's) before a byte of it is
+    unpickled; then it is read with an unpickler that builds nothing but data.
+    Raises UnsafeFile (a ValueError) naming the file and what to do.
+    """
+    path = Path(path)
+    if md5 is not None:
+        got = file_hash(path, "md5")
+        if got != md5:
+            raise UnsafeFile(f"{path} is not the published CIFAR-10 file (MD5 {got}, expected {md5}); "
+                             "it was not read")
+    try:
+        with open(path, "rb") as f:
+            batch = _BatchUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as exc:
+        raise UnsafeFile(f"{path} is not a CIFAR-10 batch: {_first_line(exc)}") from None
+    data = batch.get("data") if isinstance(batch, dict) else None
+    labels = batch.get("labels") if isinstance(batch, dict) else None
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072
+            or not isinstance(labels, list) or len(labels) != len(data)
+            or not all(isinstance(v, int) and 0 <= v < 10 for v in labels)):
+        raise UnsafeFile(f"{path} does not hold CIFAR-10 images (a dict of 'data' (N, 3072) uint8 and N "
+                         "'labels' in 0-9)")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 def read_cifar10_folder(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read CIFAR-10's python batches from `folder` (the cifar-10-batches-py folder).
+    """Read CIFAR-10's python batches from `folder` (the cifar-10-batches-py folder),
+    each checked against its published MD5 first (`CIFAR10_BATCH_MD5`).
 
     Returns images (N, 3, 32, 32) uint8 and labels (N,) int64.
     """
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     images, labels = [], []
     for name in names:
-        with open(Path(folder) / name, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(batch["labels"])
+        x, y = read_cifar10_batch(Path(folder) / name, CIFAR10_BATCH_MD5[name])
+        images.append(x)
+        labels.extend(y)
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
 
 
@@ -97,16 +186,36 @@ def read_mnist_folder(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Te
 
 
 # ---------------------------------------------------------------- downloading
-def _download_into(folder: Path, fetch) -> None:
-    """Run fetch(tmp_folder) in a temporary folder beside `folder`; move it into place on success."""
+def remove_stale_downloads(folder: Path) -> list[Path]:
+    """Remove the temporary download folders (".tmp-…") beside `folder` that a killed run left
+    behind: their writer is dead, or nothing in them changed for STALE_DOWNLOAD_S. A folder a
+    live process may still be writing is kept. Returns the folders removed."""
+    return remove_stale_temp_files(folder.parent, max_age_s=STALE_DOWNLOAD_S)
+
+
+def _download_into(folder: Path, fetch, verify) -> Path | None:
+    """Run fetch(tmp_folder) in a temporary folder beside `folder`, check it with verify(tmp),
+    then move it into place. A folder already at `folder` is never deleted: when it reads
+    (another process finished first) the new copy is dropped; when it does not, it is
+    renamed aside. Returns where the old folder was put, or None."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name}-", dir=folder.parent))
+    remove_stale_downloads(folder)
+    tmp = make_temp(folder, directory=True, tag=f"{folder.name}-")
     try:
         fetch(tmp)
-        if folder.exists():                      # another process finished first
-            shutil.rmtree(tmp)
-        else:
+        verify(tmp)
+        if not folder.exists():
             tmp.rename(folder)
+            return None
+        try:
+            verify(folder)                       # another process finished first
+            shutil.rmtree(tmp)
+            return None
+        except READ_ERRORS:
+            aside = folder.with_name(f"{folder.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+            folder.rename(aside)
+            tmp.rename(folder)
+            return aside
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -165,27 +274,33 @@ def load_real_dataset(name: str, train: bool = True, root: Path | None = None,
     folder = dataset_folder(name, root)
     fetch = fetch or (_fetch_cifar10 if name == "cifar10" else _fetch_mnist(name))
     reader = read_cifar10_folder if name == "cifar10" else read_mnist_folder
+    unreadable = None
     if folder.exists():
         try:
             return reader(folder, train)
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as exc:
+        except READ_ERRORS as exc:
+            unreadable = _first_line(exc)
             if not download:
-                raise DatasetUnavailable(f"{name} in {folder} is unreadable ({_first_line(exc)}); "
-                                         "delete that folder to download it again") from exc
-            print(f"{name} in {folder} is unreadable ({_first_line(exc)}); downloading it again")
-            shutil.rmtree(folder)
+                raise DatasetUnavailable(f"{name} in {folder} is unreadable ({unreadable}); move that folder "
+                                         f"away and let the course download it, or {_by_hand(name, folder)}") from exc
+            print(f"{name} in {folder} is unreadable ({unreadable}); downloading a fresh copy beside it "
+                  "(your folder is kept)")
     if not download:
         raise DatasetUnavailable(f"{name} is not in {folder.parent} and download=False")
+
+    def verify(candidate: Path) -> None:
+        reader(candidate, True)
+        reader(candidate, False)
+
     try:
-        _download_into(folder, fetch)
+        aside = _download_into(folder, fetch, verify)
     except Exception as exc:
-        raise DatasetUnavailable(f"could not download {name} (no network?): {_first_line(exc)}. "
+        kept = f"; your unreadable copy in {folder} is left as it was" if unreadable else ""
+        raise DatasetUnavailable(f"could not download {name} (no network?): {_first_line(exc)}{kept}. "
                                  f"To fetch it by hand: {_by_hand(name, folder)}") from exc
-    try:
-        return reader(folder, train)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError, KeyError) as exc:
-        raise DatasetUnavailable(f"{name} in {folder} is unreadable even after a fresh download "
-                                 f"({_first_line(exc)}); delete that folder and fetch it by hand") from exc
+    if aside is not None:
+        print(f"{name}: the fresh copy is in {folder}; your unreadable copy was moved to {aside}")
+    return reader(folder, train)
 
 
 def _by_hand(name: str, folder: Path) -> str:

@@ -140,17 +140,20 @@ def temporal_pairs(n_sequences: int, n_frames: int, max_gap: int = 1,
     Frames are indexed flat, as in `frames.flatten(0, 1)`: frame t of clip s is
     s · n_frames + t. For each clip (or for each clip index in `sequences`, a
     (B,) tensor) an anchor frame t and a partner t ± d with 1 ≤ d ≤ max_gap,
-    inside the clip, are drawn. Returns (anchor, positive), each (B,) int64.
+    inside the clip, are drawn. Returns (anchor, positive), each (B,) int64, on the
+    generator's device (else `sequences`'s, else the CPU): give a generator on the GPU and
+    `sequences` there, and a training step draws its pairs without a copy from the host.
     """
     if not 1 <= max_gap < n_frames:
         raise ValueError(f"max_gap must be between 1 and n_frames − 1 = {n_frames - 1}, got {max_gap}")
-    seq = torch.arange(n_sequences) if sequences is None else sequences.long()
+    device = generator.device if generator is not None else (sequences.device if sequences is not None else "cpu")
+    seq = torch.arange(n_sequences, device=device) if sequences is None else sequences.long()
     b = len(seq)
-    gap = 1 + torch.randint(max_gap, (b,), generator=generator)
+    gap = 1 + torch.randint(max_gap, (b,), generator=generator, device=device)
     # anchor t in [0, T − gap), partner t + gap; then swap the two at random so either may come first
-    first = (torch.rand(b, generator=generator) * (n_frames - gap)).long()
+    first = (torch.rand(b, generator=generator, device=device) * (n_frames - gap)).long()
     second = first + gap
-    swap = torch.rand(b, generator=generator) < 0.5
+    swap = torch.rand(b, generator=generator, device=device) < 0.5
     anchor = torch.where(swap, second, first)
     positive = torch.where(swap, first, second)
     return seq * n_frames + anchor, seq * n_frames + positive

@@ -46,7 +46,6 @@ SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 PLURALS = ("circles", "squares", "triangles", "diamonds", "crosses")
 SIZES = ("small", "medium", "large")
 RADII = ((3.3, 3.9), (4.5, 5.1), (5.7, 6.5))   # radius range of each size, px
-TEXTURES = ("plain", "striped")     # captions say "striped"; a plain object gets no texture word
 PLACES = ("at the top left", "at the top", "at the top right",       # a 3×3 grid, row-major
           "on the left", "in the centre", "on the right",
           "at the bottom left", "at the bottom", "at the bottom right")

@@ -6,16 +6,6 @@ import torch
 from . import passed, self_check
 
 
-def _number(value, name: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise AssertionError(f"{name} should be one number, got a tensor of shape {tuple(value.shape)}")
-        value = value.item()
-    if not isinstance(value, (int, float)):
-        raise AssertionError(f"{name} should be a number, got {type(value).__name__}")
-    return float(value)
-
-
 @self_check
 def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
     """Exercise 1: nt_xent_unmasked(z1, z2, temperature) = NT-Xent WITHOUT masking each view's

@@ -93,7 +93,7 @@ def check_gallery_recalls(recalls: dict, emb: torch.Tensor, labels: torch.Tensor
         keep = ids[:n]
         g = gallery[torch.isin(labels[gallery], keep)]
         p = probe[torch.isin(labels[probe], keep)]
-        want = recall_at_k(emb[p], labels[p], emb[g], labels[g], 1)
+        want = recall_at_k(gallery_emb=emb[g], gallery_labels=labels[g], query_emb=emb[p], query_labels=labels[p])
         got = float(recalls[n])
         if abs(got - want) > 1e-6:
             raise AssertionError(

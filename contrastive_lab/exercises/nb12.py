@@ -5,6 +5,7 @@ import math
 
 import torch
 
+from ..evaluate.roc import accepts
 from . import passed, self_check
 
 
@@ -52,13 +53,13 @@ def check_pick_setting(fn, rows: list[dict]) -> None:
 
 
 def _flagged(scores, threshold):
-    return scores > threshold
+    return accepts(scores, threshold)
 
 
 @self_check
 def check_threshold(fn) -> None:
     """Exercise 2: fn(scores (P,), is_match (P,) bool, target) → threshold t such that the pairs with
-    score > t have precision ≥ target and, among such thresholds, find the most matches
+    score >= t have precision ≥ target and, among such thresholds, find the most matches
     (then flag the fewest pairs). +inf when no threshold reaches the target."""
     from ..production import threshold_for_precision
 
@@ -91,7 +92,7 @@ def check_threshold(fn) -> None:
             hint = "another threshold reaches the target AND finds more matches; go as deep as the precision allows. "
         raise AssertionError(f"case '{what}' (scores {scores}, matches {match}, target {target}): {hint}"
                              f"your threshold {got:.3f} flags {s[flagged].tolist()}, "
-                             f"the best one flags {s[_flagged(s, want)].tolist()} (decisions are score > t)")
+                             f"the best one flags {s[_flagged(s, want)].tolist()} (decisions are score >= t)")
     got = fn(torch.tensor([0.9, 0.1]), torch.tensor([False, True]), 0.9)
     if not (isinstance(got, float) and math.isinf(got) and got > 0):
         raise AssertionError("when no threshold reaches the target (the best pair is not a match), "

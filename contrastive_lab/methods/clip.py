@@ -29,7 +29,7 @@ from ..device import get_device, make_generator
 from ..evaluate import recall_at_k
 from ..images import as_float_images, images_on_device
 from ..losses import clip_loss
-from ..models import prepare_model
+from ..models import make_encoder, prepare_model
 from ..text import TextEncoder, Tokenizer
 from ..train import History, compile_once, fit
 
@@ -141,8 +141,6 @@ class CLIP(nn.Module):
 
 def build_clip(profile, tokenizer: Tokenizer, settings: CLIPSettings | None = None) -> CLIP:
     """The CLIP model a profile asks for: make_encoder(profile) + TextEncoder."""
-    from ..models import make_encoder
-
     settings = settings or clip_settings(profile)
     text = TextEncoder(tokenizer.vocab_size, settings.text_width, pooling=settings.pooling,
                        layers=settings.text_layers)
@@ -263,8 +261,10 @@ def cross_modal_recall(image_emb: torch.Tensor, text_emb: torch.Tensor, content:
     {"image→text": {k: recall}, "text→image": {k: recall}}.
     """
     ks = list(ks)
-    return {"image→text": recall_at_k(image_emb, content, text_emb, content, ks),
-            "text→image": recall_at_k(text_emb, content, image_emb, content, ks)}
+    return {"image→text": recall_at_k(gallery_emb=text_emb, gallery_labels=content, query_emb=image_emb,
+                                      query_labels=content, k=ks),
+            "text→image": recall_at_k(gallery_emb=image_emb, gallery_labels=content, query_emb=text_emb,
+                                      query_labels=content, k=ks)}
 
 
 def chance_recall(content: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:

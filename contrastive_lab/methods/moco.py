@@ -19,7 +19,10 @@ What is special about the method:
   sub-batches each (every BatchNorm layer sees one sub-batch at a time), the
   keys after a random shuffle of the batch, undone afterwards. This is what
   MoCo's own one-GPU CIFAR-10 demo does (its `SplitBatchNorm` and
-  `_batch_shuffle_single_gpu`). `bn_groups=1` turns it off.
+  `_batch_shuffle_single_gpu`). `bn_groups=1` turns it off. On several
+  processes (`moco_loss(..., shuffle=generator)`), the keys' images are
+  shuffled across all processes (`encode_shuffled_across_processes`), as in
+  MoCo's own `_batch_shuffle_ddp`.
 
     >>> model = MoCo(make_encoder(profile), proj_dim=64, queue_size=1024, momentum=0.99, bn_groups=4)
     >>> history = train_moco(model, train_x, profile, temperature=0.2)
@@ -30,6 +33,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..device import get_rank, get_world_size
+from ..distributed import gather
 from ..losses import DEFAULT_TEMPERATURE, info_nce
 from ..train import History
 from .momentum import KeyQueue, ema_update, frozen_copy
@@ -96,34 +101,93 @@ def encode_in_groups(net: nn.Module, x: torch.Tensor, groups: int,
     return out
 
 
-def moco_loss(model: MoCo, temperature: float):
+class GroupedQueries(nn.Module):
+    """A MoCo model's query network applied in BatchNorm groups: the input (B, …) is cut into
+    `groups` equal sub-batches, each through `model.query_net` on its own (`encode_in_groups`).
+
+    It is the module DDP wraps on several processes: DDP needs ONE forward per step, so
+    with `symmetric` both views go through it together, as 2 · bn_groups groups (each
+    view still normalized on its own, as on one device). Holds no parameters of its own.
+    """
+
+    def __init__(self, model: MoCo):
+        super().__init__()
+        self.net = model.query_net
+        self.groups = model.bn_groups * (2 if model.symmetric else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return encode_in_groups(self.net, x, self.groups)
+
+
+@torch.no_grad()
+def encode_shuffled_across_processes(net: nn.Module, x: torch.Tensor, shuffle: torch.Generator,
+                                     groups: int = 1) -> torch.Tensor:
+    """net(x) with each process's BatchNorm seeing a random share of EVERY process's images.
+
+    x: (n, …) this process's images (every process passes the same n). The n·W images of
+    all W processes are gathered, permuted (the permutation drawn from `shuffle`, a
+    generator in the same state on every process, so they all draw the same one with no
+    message per step), and process r encodes rows n·r … n·r + n − 1 of the permuted batch
+    (in `groups` BatchNorm groups). `shuffle` lives on x's device. The outputs are
+    gathered and un-permuted, and this
+    process keeps its own rows: row i is the key of x[i], normalized with companions
+    drawn from all processes. Returns (n, D). No gradient (MoCo's keys take none).
+    """
+    n, world, rank = x.shape[0], get_world_size(), get_rank()
+    everyone = gather(x)                                                      # (nW, …) in rank order
+    order = torch.randperm(n * world, generator=shuffle, device=x.device)          # `shuffle` lives there too
+    mine = everyone[order[rank * n:(rank + 1) * n]]
+    keys = gather(encode_in_groups(net, mine, groups))                        # row j: key of everyone[order[j]]
+    return keys[torch.argsort(order)][rank * n:(rank + 1) * n]                # back in rank order; my rows
+
+
+def keys_per_step(model: MoCo, global_batch: int) -> int:
+    """Keys that join the queue each step: the global batch, twice with `symmetric`."""
+    return global_batch * (2 if model.symmetric else 1)
+
+
+def moco_loss(model: MoCo, temperature: float, *, queries: nn.Module | None = None,
+              shuffle: torch.Generator | None = None):
     """(view1, view2) → InfoNCE of queries (view1) against their keys (view2) and the queue.
 
-    Order per step: momentum update of the key encoder, keys without gradient
-    (in shuffled BatchNorm groups when model.bn_groups > 1), loss against the
-    queue as it was, then the keys join the queue. With model.symmetric, view2's
-    queries against view1's keys too (the mean of both losses; both batches of
-    keys are queued).
+    Order per step: queries (in model.bn_groups BatchNorm groups), momentum update of
+    the key encoder, keys without gradient (in shuffled BatchNorm groups when
+    model.bn_groups > 1), loss against the queue as it was, then the keys join the
+    queue. With model.symmetric, view2's queries against view1's keys too (the mean of
+    both losses; both batches of keys are queued).
+
+    On several processes (torch.distributed): `queries` is the DDP-wrapped
+    `GroupedQueries(model)`, `shuffle` a generator in the same state on every process
+    (`distributed.shared_generator`): the keys' images are then shuffled across the
+    processes (shuffle-BN, `encode_shuffled_across_processes`) and the keys of every
+    process are queued, so that all the queues stay equal.
     """
+    queries = queries if queries is not None else GroupedQueries(model)
+    distributed = get_world_size() > 1
+    if distributed and shuffle is None:
+        raise ValueError("MoCo on several processes needs `shuffle`, a generator in the same state on every "
+                         "process (distributed.shared_generator), for shuffle-BN across the processes")
+
     def keys_of(v: torch.Tensor) -> torch.Tensor:
-        order = torch.randperm(v.shape[0], device=v.device) if model.bn_groups > 1 else None
-        return F.normalize(encode_in_groups(model.key_net, v, model.bn_groups, order).float(), dim=1)
+        if distributed:
+            k = encode_shuffled_across_processes(model.key_net, v, shuffle, model.bn_groups)
+        else:
+            order = torch.randperm(v.shape[0], device=v.device) if model.bn_groups > 1 else None
+            k = encode_in_groups(model.key_net, v, model.bn_groups, order)
+        return F.normalize(k.float(), dim=1)
 
     def loss_fn(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
         queue = model.queue.keys.clone()
-        q1 = encode_in_groups(model.query_net, v1, model.bn_groups)
+        q = queries(torch.cat([v1, v2]) if model.symmetric else v1)
+        q1, q2 = q.chunk(2) if model.symmetric else (q, None)
         with torch.no_grad():
             ema_update(model.key_net, model.query_net, model.momentum)
             k2 = keys_of(v2)
+            k1 = keys_of(v1) if model.symmetric else None
         loss = info_nce(q1, k2, queue, temperature)
-        if not model.symmetric:
-            model.queue.enqueue(k2)
-            return loss
-        q2 = encode_in_groups(model.query_net, v2, model.bn_groups)
-        with torch.no_grad():
-            k1 = keys_of(v1)
-        model.queue.enqueue(torch.cat([k1, k2]))
-        return 0.5 * (loss + info_nce(q2, k1, queue, temperature))
+        new_keys = torch.cat([k1, k2]) if model.symmetric else k2
+        model.queue.enqueue(gather(new_keys) if distributed else new_keys)
+        return loss if not model.symmetric else 0.5 * (loss + info_nce(q2, k1, queue, temperature))
     return loss_fn
 
 

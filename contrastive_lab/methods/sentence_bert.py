@@ -34,7 +34,7 @@ class SentenceSettings:
     adapt_epochs: the in-domain fine-tune of the domain-shift run (a smaller set, more epochs).
     scale: the loss's logit scale (1 / temperature).
     symmetric: train in both directions (query → document and document → query).
-    amp, log_every: the profile's (bf16 autocast on CUDA; read the loss every this many steps).
+    amp, log_every: the profile's (autocast on CUDA, bf16 or fp16 by GPU; read the loss every this many steps).
     """
 
     vocab_size: int
@@ -132,21 +132,28 @@ def mine_hard_negatives(scores: torch.Tensor, answers: torch.Tensor | None = Non
 
 
 def length_batches(query_lengths: list[int], doc_lengths: list[int], batch_size: int,
-                   generator: torch.Generator | None = None, hard_negatives: list[int] | None = None):
+                   generator: torch.Generator | None = None, hard_negatives: list[int] | None = None,
+                   device: torch.device | str | None = None):
     """Shuffled batches for one epoch: (indices, query_len, doc_len, negative_len) tuples.
 
     The lengths are the longest query, document and hard-negative document in the
-    batch (python ints, worked out here on the host), so the step can cut the
-    padded id tensors without reading them. Incomplete last batch dropped.
+    batch (python ints, worked out here on the host from a host `generator`'s
+    shuffle), so the step can cut the padded id tensors without reading them.
+    The indices (batch_size,) are on `device` (default: the CPU): the epoch's
+    order is copied there once, and each batch is a slice of it, so no step copies
+    an index batch from the host. Incomplete last batch dropped.
     """
     n = len(query_lengths)
     if batch_size < 2 or batch_size > n:
         raise ValueError(f"batch_size must be between 2 and the number of pairs ({n}), got {batch_size}")
-    order = torch.randperm(n, generator=generator).tolist()
+    order = torch.randperm(n, generator=generator)
+    on_device = order.to(device) if device is not None else order          # one copy per epoch
+    order = order.tolist()
     for start in range(0, n - n % batch_size, batch_size):
         idx = order[start:start + batch_size]
         neg_len = max(doc_lengths[hard_negatives[i]] for i in idx) if hard_negatives is not None else 0
-        yield (torch.tensor(idx), max(query_lengths[i] for i in idx), max(doc_lengths[i] for i in idx), neg_len)
+        yield (on_device[start:start + batch_size], max(query_lengths[i] for i in idx),
+               max(doc_lengths[i] for i in idx), neg_len)
 
 
 def mnrl_step(model, query_ids: torch.Tensor, doc_ids: torch.Tensor, scale: float,
@@ -154,12 +161,13 @@ def mnrl_step(model, query_ids: torch.Tensor, doc_ids: torch.Tensor, scale: floa
     """The training step: batch (indices, query_len, doc_len, negative_len) → loss.
 
     query_ids (N, Lq) and doc_ids (N, Ld) are padded ids on the model's device;
+    the batch's indices (B,) must be on that device too (`length_batches(device=...)`):
+    a host index batch would be copied to the device in every step.
     hard_negatives (N,) the index of each query's hard-negative document, or None;
     symmetric: the loss in both directions (see multiple_negatives_ranking_loss).
     """
     def step(batch):
         idx, lq, ld, ln = batch
-        idx = idx.to(query_ids.device)
         q = model(query_ids[idx, :lq])
         d = model(doc_ids[idx, :ld])
         h = model(doc_ids[hard_negatives[idx], :ln]) if hard_negatives is not None else None
@@ -204,7 +212,7 @@ def train_biencoder(model, tokenizer, queries: list[str], documents: list[str], 
     hard_list = hard_negatives.tolist() if hard_negatives is not None else None
     model.train()
     return fit(mnrl_step(model, query_ids, doc_ids, settings.scale, negatives, settings.symmetric), model.parameters(),
-               lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list), epochs,
+               lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list, device), epochs,
                lr=lr, weight_decay=0.01, optimizer="adamw", schedule="cosine",
                warmup_steps=max(1, int(settings.warmup * epochs * steps_per_epoch)),
                steps_per_epoch=steps_per_epoch, device=device, amp=settings.amp,

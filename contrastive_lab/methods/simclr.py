@@ -59,7 +59,10 @@ def train_simclr(model: SimCLR, train_x: torch.Tensor, profile, *,
     """Train a SimCLR model on unlabelled images (N, C, H, W) with NT-Xent.
 
     Keyword arguments (augment, batch_size, epochs, lr, device, evaluate,
-    eval_every, checkpoint, seed, max_seconds, progress) go to
-    `views.train_on_views`; sizes and the recipe default to the profile's.
+    eval_every, checkpoint, checkpoint_every_s, seed, max_seconds, progress) go to
+    `views.train_on_views`; sizes and the recipe default to the profile's (epochs:
+    `profile.epochs_of("simclr")`, SimCLR's own count).
     """
+    if kwargs.get("epochs") is None:
+        kwargs["epochs"] = profile.epochs_of("simclr")
     return train_on_views(simclr_loss(model, temperature), model, train_x, profile, desc=desc, **kwargs)

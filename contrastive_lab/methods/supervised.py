@@ -23,14 +23,15 @@ PROFILE_RECIPE = "profile"
 def train_supervised(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, profile, *,
                      n_classes: int = 10, augment: AugmentConfig | str | None = PROFILE_RECIPE,
                      batch_size: int | None = None, epochs: int | None = None, lr: float | None = None,
-                     device=None, checkpoint=None, seed: int = 0, progress: bool = True,
-                     desc: str = "supervised") -> tuple[nn.Module, History]:
+                     device=None, checkpoint=None, checkpoint_every_s: float | None = None, seed: int = 0,
+                     progress: bool = True, desc: str = "supervised") -> tuple[nn.Module, History]:
     """Train encoder + a linear classifier with cross-entropy on (train_x (N, C, H, W), train_y (N,)).
 
     Returns (classifier, history); classifier(x) gives logits (N, n_classes) and
     classifier[0] is the trained encoder. Each batch is augmented per image the
     way the self-supervised runs see their data: the profile's recipe by default,
-    another AugmentConfig, or None for no augmentation.
+    another AugmentConfig, or None for no augmentation. checkpoint, checkpoint_every_s:
+    as in `train.fit` (saved every epoch, and every so many seconds).
     """
     device = get_device(device)
     classifier = prepare_model(nn.Sequential(encoder, nn.Linear(encoder.feature_dim, n_classes)),
@@ -50,7 +51,8 @@ def train_supervised(encoder: nn.Module, train_x: torch.Tensor, train_y: torch.T
     classifier.train()
     history = fit_profile(step, classifier, profile, lambda epoch: minibatches(len(x), batch_size, order),
                           len(x) // batch_size, epochs=epochs, lr=lr, device=device,
-                          checkpoint=checkpoint, generators={"order": order, "views": views},
+                          checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s,
+                          generators={"order": order, "views": views},
                           progress=progress, desc=desc)
     return classifier, history
 

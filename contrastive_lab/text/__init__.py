@@ -4,10 +4,10 @@
     identifiers the pre-tokenisation rule for code words: `nan_to_num` → nan_to_num, nan, to, num
     corpus      a retrieval corpus built from the docstrings of installed libraries (notebook 09)
     subword     a BPE subword tokenizer trained with Hugging Face `tokenizers`
-    lexical     BM25 (the `bm25s` library) and TF-IDF scores: the baselines that need no training
-    hybrid      a lexical and a dense score matrix combined: a score mix, reciprocal-rank fusion
+    lexical     lexical retrieval: BM25 (the `bm25s` library) and TF-IDF (scikit-learn)
+    hybrid      one ranking from a lexical and a dense score matrix
     pretrained  all-MiniLM-L6-v2, a pretrained Sentence-BERT encoder, loaded offline, checksum-pinned
-    biencoder   a small Transformer encoder shared by queries and documents, trained from scratch
+    biencoder   a small Transformer encoder shared by queries and documents (Sentence-BERT)
 
 Only `words` is imported here (its names stay importable as `contrastive_lab.text.Tokenizer`);
 import the others by their module, e.g. `from contrastive_lab.text.corpus import build_docstring_corpus`.

@@ -9,6 +9,8 @@ The classroom tools are built on this:
     exercises(nb)                 -> Exercise(solution cells, check cell, names a placeholder defines)
     solution_dependents(nb)       -> later cells that read a name only a solution defines
                                      (they would stop "Run All" in a student copy)
+    untagged_solutions(nb)        -> cells that look like a solution but lack the exact tag
+                                     (they would reach a student copy verbatim)
 
 `nb` is an `nbformat` notebook (or the dict `json.load` gives); cell indices count every
 cell, markdown included, as JupyterLab numbers them. The analysis reads the syntax only:
@@ -23,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 SOLUTION_TAG = "solution"
+NOT_SOLUTION_TAG = "not-a-solution"      # says "this cell only looks like a solution"
 CHECK_PREFIX = "check_"
 WIDGET_CALLS = ("interact", "interactive", "interact_manual")
 TRAINING_CALLS = re.compile(r"^(fit|train(_\w+)?)$")    # train_simclr(model, …), fit(step, model.parameters(), …)
@@ -264,7 +267,12 @@ def _source(cell) -> str:
 
 
 def tags(cell) -> list:
-    return cell.get("metadata", {}).get("tags", [])
+    """The cell's tags as a list of strings (a single string or null, as hand-edited
+    notebooks sometimes hold, counts as one tag or none)."""
+    found = (cell.get("metadata") or {}).get("tags")
+    if isinstance(found, str):
+        return [found]
+    return [t for t in found if isinstance(t, str)] if isinstance(found, list) else []
 
 
 def is_solution(cell) -> bool:
@@ -418,6 +426,50 @@ def solution_dependents(nb) -> list[Dependent]:
                 line = ast.get_source_segment(code_source(_source(cells[i])), stmt) or ast.unparse(stmt)
                 found.append(Dependent(i, tuple(from_solution), owner[from_solution[0]], line.splitlines()[0]))
             bound_here |= stmt_names.writes
+    return found
+
+
+def check_arguments(source) -> set:
+    """The names read by the arguments of the check_… calls in a cell's source."""
+    tree = _parse(source)
+    names = set()
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if called.startswith(CHECK_PREFIX):
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    names |= {n.id for n in ast.walk(arg) if isinstance(n, ast.Name)}
+    return names
+
+
+def untagged_solutions(nb) -> list[str]:
+    """Cells that look like a solution but are not tagged exactly "solution", one line each:
+    a tag that contains the word ("solutions", "Solution"), or, in an exercise with no
+    solution cell at all, a code cell that binds a name its check_… call is given (the code
+    cells between the exercise's text, or the check before, and this check). A cell tagged
+    "not-a-solution" is left alone."""
+    cells = _cells(nb)
+    found = []
+    for i, cell in enumerate(cells):
+        near = [t for t in tags(cell) if "solution" in t.lower() and t not in (SOLUTION_TAG, NOT_SOLUTION_TAG)]
+        if near and SOLUTION_TAG not in tags(cell):
+            found.append(f"cell {i} is tagged {near[0]!r}, not {SOLUTION_TAG!r}")
+    for i in code_cells(nb):
+        given = check_arguments(_source(cells[i]))
+        block = []
+        for j in range(i - 1, -1, -1):                  # the code cells right above the check
+            if cells[j]["cell_type"] != "code" or check_arguments(_source(cells[j])):
+                break
+            block.append(j)
+        if not given or any(is_solution(cells[j]) for j in block):
+            continue
+        for j in block:
+            bound = sorted(cell_names(_source(cells[j])).writes & given)
+            if bound and NOT_SOLUTION_TAG not in tags(cells[j]):
+                found.append(f"cell {j} defines {', '.join(bound)}, which the check in cell {i} is given, "
+                             f"but is not tagged {SOLUTION_TAG!r}")
+            given -= cell_names(_source(cells[j])).writes
     return found
 
 

@@ -1,16 +1,16 @@
 """Notebook upkeep for teachers and maintainers.
 
-    python -m contrastive_lab.notebook_tools execute notebooks/*.ipynb
+    python -m tools.notebook_tools execute notebooks/*.ipynb
         re-run each notebook top to bottom in a fresh kernel and store the outputs
-    python -m contrastive_lab.notebook_tools strip-solutions --out student notebooks/*.ipynb
+    python -m tools.notebook_tools strip-solutions --out student notebooks/*.ipynb
         write the student copy: every cell tagged "solution" becomes a placeholder
-    python -m contrastive_lab.notebook_tools widget-notebooks --out build/browser-test notebooks/*.ipynb
+    python -m tools.notebook_tools widget-notebooks --out build/browser-test notebooks/*.ipynb
         write, for each notebook with a widget, a small notebook of only the cells its widgets need
-    python -m contrastive_lab.notebook_tools dependents notebooks/*.ipynb
+    python -m tools.notebook_tools dependents notebooks/*.ipynb
         list cells that read a name only a solution defines (they break the student copy)
-    python -m contrastive_lab.notebook_tools colab --out build/colab notebooks/*.ipynb
+    python -m tools.notebook_tools colab --out build/colab notebooks/*.ipynb
         write copies that install the course first when opened in Google Colab
-    python -m contrastive_lab.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb
+    python -m tools.notebook_tools colab-links --write docs/teaching.md notebooks/*.ipynb
         the table of "Open in Colab" links, one per notebook, into docs/teaching.md
 
 `make execute`, `make student` and the browser test (tests/test_browser.py) call these.
@@ -20,20 +20,45 @@ function, a stub with the same signature that raises NotImplementedError), every
 that later cells read from it; the `check_…` after it then prints "not done yet" instead of
 raising (see contrastive_lab.exercises), so Run All goes through a copy in which nothing is
 solved. Every output is cleared, since stored outputs (a check's ✓ line, a table after an
-exercise) can give an answer away.
+exercise) can give an answer away. The teacher's notebooks are never touched: an --out that
+holds one of them is refused, and so are two notebooks of the same name. A cell that looks
+like a solution but lacks the exact "solution" tag stops the copy (see
+notebook_analysis.untagged_solutions); every notebook is read and checked before any is written.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import time
 from pathlib import Path
 
-from .notebook_analysis import (SOLUTION_TAG, solution_readers, cells_needed, placeholder_source,
-                                solution_dependents, widget_cells)
+from .notebook_analysis import (SOLUTION_TAG, cells_needed, placeholder_source, solution_dependents,
+                                solution_readers, tags, untagged_solutions, widget_cells)
 
 PLACEHOLDER_TAG = "exercise"
 MARKDOWN_PLACEHOLDER = "*Your answer here.*"
+
+
+class NotebookError(ValueError):
+    """A notebook cannot be read, or a command would lose or leak a teacher's work."""
+
+
+def read_notebook(path: Path):
+    """The notebook at `path` (nbformat, version 4). Raises NotebookError naming the file."""
+    import nbformat
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotebookError(f"{path}: no such notebook")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:                          # NotJSONError, ValidationError, a missing key …
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise NotebookError(f"{path} is not a readable notebook ({type(exc).__name__}: {first[:120]})") from None
+    if not isinstance(nb.get("cells"), list):
+        raise NotebookError(f"{path} is not a readable notebook (it has no list of cells)")
+    return nb
 
 
 def execute(path: Path, timeout: int = 600) -> float:
@@ -41,7 +66,7 @@ def execute(path: Path, timeout: int = 600) -> float:
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -59,9 +84,11 @@ def student_notebook(nb):
     out = copy.deepcopy(nb)
     cells = []
     for i, cell in enumerate(out.cells):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if SOLUTION_TAG in tags:
-            keep_tags = [t for t in tags if t != SOLUTION_TAG] + [PLACEHOLDER_TAG]
+        cell_tags = tags(cell)
+        if "tags" in cell.get("metadata", {}):
+            cell.metadata["tags"] = cell_tags            # a string or null as a list
+        if SOLUTION_TAG in cell_tags:
+            keep_tags = [t for t in cell_tags if t != SOLUTION_TAG] + [PLACEHOLDER_TAG]
             if cell.cell_type == "code":
                 new = nbformat.v4.new_code_cell(placeholder_source(cell.source, sorted(readers.get(i, ()))))
             else:
@@ -79,18 +106,56 @@ def student_notebook(nb):
     return out
 
 
-def strip_solutions(path: Path, out_dir: Path) -> Path:
-    """Write the student copy of the notebook at `path` into `out_dir` (same file name)."""
+def student_copies(paths, out_dir: Path) -> list[tuple[Path, object]]:
+    """[(target, student notebook)] for the notebooks at `paths`, written nowhere yet.
+
+    Raises NotebookError, naming the problem, when `out_dir` holds one of the notebooks (it
+    would be overwritten), two notebooks share a name, a notebook cannot be read, or a
+    cell looks like a solution without the exact tag (it would reach the students verbatim)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotebookError(f"--out {out_dir} is a file; give a folder for the student copies")
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if path.resolve().parent == out_dir.resolve():
+            raise NotebookError(f"--out {out_dir} holds {path}: the student copy would overwrite the teacher's "
+                                "notebook; write the copies into another folder (e.g. --out student)")
+    seen = {}
+    for path in paths:
+        if path.name in seen:
+            raise NotebookError(f"{seen[path.name]} and {path} have the same name, so one student copy would "
+                                "overwrite the other; strip them into separate folders")
+        seen[path.name] = path
+    copies, problems = [], []
+    for path in paths:
+        nb = read_notebook(path)
+        problems += [f"{path}: {found}" for found in untagged_solutions(nb)]
+        copies.append((out_dir / path.name, student_notebook(nb)))
+    if problems:
+        raise NotebookError("cells that look like solutions are not tagged 'solution', so they would reach the "
+                            "students as written; tag them 'solution' (or 'not-a-solution' if they are not), "
+                            "then run again:\n  " + "\n  ".join(problems))
+    return copies
+
+
+def write_student_copies(paths, out_dir: Path) -> list[Path]:
+    """Write the student copy of every notebook at `paths` into `out_dir` (same file names),
+    after every one was read and checked (`student_copies`): all of them, or none."""
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / path.name
-    nbformat.write(student_notebook(nb), target)
-    return target
+    copies = student_copies(paths, out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for target, student in copies:
+        nbformat.write(student, target)
+    return [target for target, _ in copies]
 
 
-PLACEHOLDER_REPO = "OWNER/contrastive-lab"      # until the README's COURSE_REPO line names the real one
+def strip_solutions(path: Path, out_dir: Path) -> Path:
+    """Write the student copy of the notebook at `path` into `out_dir` (same file name)."""
+    return write_student_copies([path], out_dir)[0]
+
+
+PLACEHOLDER_REPO = "OWNER/contrastive-lab"      # its links do not open until a README line COURSE_REPO = owner/name
 
 
 def course_repo(readme: Path | None = None) -> str:
@@ -130,7 +195,7 @@ def colab_notebook(nb, repo: str):
     return out
 
 
-LINKS_START = "<!-- colab-links: written by `python -m contrastive_lab.notebook_tools colab-links --write` -->"
+LINKS_START = "<!-- colab-links: written by `python -m tools.notebook_tools colab-links --write` -->"
 LINKS_END = "<!-- /colab-links -->"
 
 
@@ -157,7 +222,7 @@ def widget_notebook(path: Path):
     widget cells in it); (None, []) when the notebook has no widget."""
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     targets = widget_cells(nb)
     if not targets:
         return None, []
@@ -178,7 +243,7 @@ def widget_notebook(path: Path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m contrastive_lab.notebook_tools")
+    parser = argparse.ArgumentParser(prog="python -m tools.notebook_tools")
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("execute", help="re-execute notebooks in place")
     ex.add_argument("notebooks", nargs="+", type=Path)
@@ -206,12 +271,22 @@ def main(argv=None) -> int:
         else:
             print(table)
         return 0
+    try:
+        return _run(args)
+    except NotebookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    if args.command == "strip-solutions":
+        for path, target in zip(args.notebooks, write_student_copies(args.notebooks, args.out)):
+            print(f"{path} -> {target}")
+        return 0
     status = 0
     for path in args.notebooks:
         if args.command == "execute":
             print(f"{path}: executed in {execute(path):.1f} s", flush=True)
-        elif args.command == "strip-solutions":
-            print(f"{path} -> {strip_solutions(path, args.out)}")
         elif args.command == "widget-notebooks":
             import nbformat
 
@@ -224,13 +299,10 @@ def main(argv=None) -> int:
             import nbformat
 
             args.out.mkdir(parents=True, exist_ok=True)
-            nbformat.write(colab_notebook(nbformat.read(path, as_version=4), args.repo or course_repo()),
-                           args.out / path.name)
+            nbformat.write(colab_notebook(read_notebook(path), args.repo or course_repo()), args.out / path.name)
             print(f"{path} -> {args.out / path.name}")
         else:
-            import nbformat
-
-            for dependent in solution_dependents(nbformat.read(path, as_version=4)):
+            for dependent in solution_dependents(read_notebook(path)):
                 print(f"{path}: {dependent}")
                 status = 1
     return status
