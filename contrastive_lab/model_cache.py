@@ -24,11 +24,6 @@ use notebook 05's SimCLR) asks for it by name and settings:
   trained on other images (another seed, another download) is not served.
 - Every notebook still runs from an empty cache; it then trains (with its
   progress line) and stores the model for the next one.
-
-`compute_or_load` does the same for tensors that are costly to compute and fixed by
-their inputs, such as a frozen encoder's embeddings of a corpus ("embed the corpus once"):
-
-    >>> vectors = compute_or_load("minilm-val", {"model": revision, "texts": digest}, embed)["emb"]
 """
 from __future__ import annotations
 
@@ -45,7 +40,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .atomic import save_atomically, write_atomically
+from .atomic import write_atomically
 from .code_version import code_version
 from .data.cache import data_dir
 from .data.download import file_hash
@@ -74,12 +69,12 @@ def _jsonable(value):
                     f"got {type(value).__name__}: describe it by its parameters instead")
 
 
-def cache_key(name: str, settings: dict, code=(), seeded: bool = True) -> str:
-    """The key of a run: its name, its settings, the seed offset ($CLAB_SEED, unless the result
-    does not depend on any seed: seeded=False) and the version of its code (`code_version(*code)`:
-    `code` lists the modules, functions or objects whose package source trains the model), hashed."""
+def cache_key(name: str, settings: dict, code=()) -> str:
+    """The key of a run: its name, its settings, the seed offset ($CLAB_SEED) and the version
+    of its code (`code_version(*code)`: `code` lists the modules, functions or objects whose
+    package source trains the model), hashed."""
     text = json.dumps({"name": name, "settings": _jsonable(settings), "code": code_version(*code)[0],
-                       "seed_offset": seed_offset() if seeded else None}, sort_keys=True)
+                       "seed_offset": seed_offset()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -220,43 +215,3 @@ def train_or_load(name: str, settings: dict, build: Callable[[], nn.Module],
                      lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
     _remove_orphans(folder, stem, weights.name)
     return model, history
-
-
-def compute_or_load(name: str, settings: dict, compute: Callable[[], dict[str, torch.Tensor]], *,
-                    code=None, folder: str | os.PathLike | None = None, seeded: bool = False,
-                    quiet: bool = False) -> dict[str, torch.Tensor]:
-    """Return {name: tensor}: loaded from the cache when computed before with these settings and
-    this code, else computed by `compute()` and stored (checksummed, written atomically).
-
-    settings must describe everything the tensors depend on (for embeddings: the model's
-    revision and a digest of the texts). seeded: whether they depend on the seed offset
-    ($CLAB_SEED); a frozen encoder's embeddings do not. code: as for `train_or_load`
-    (default: the package code `compute` uses).
-    """
-    _check_name(name)
-    folder = _cache_folder(folder)
-    code = (compute,) if code is None else tuple(code)
-    key = cache_key(name, settings, code, seeded)
-    path, manifest = folder / f"{name}-{key}.pt", folder / f"{name}-{key}.json"
-    if path.exists() and manifest.exists():
-        try:
-            if json.loads(manifest.read_text())["sha256"] != _sha256(path):
-                raise ValueError("checksum mismatch")
-            tensors = torch.load(path, map_location="cpu", weights_only=True)
-            if not quiet:
-                print(f"{name}: loaded from the cache ({path.name})")
-            return tensors
-        except Exception:                            # any fault: compute again rather than serve it
-            path.unlink(missing_ok=True)
-            manifest.unlink(missing_ok=True)
-    tensors = compute()
-    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
-        raise TypeError("compute() must return a dict {name: tensor}")
-    save_atomically({k: t.detach().cpu() for k, t in tensors.items()}, path)
-    version, modules = code_version(*code)
-    record = {"name": name, "key": key, "code": version, "code_modules": modules, "sha256": _sha256(path),
-              "settings": _jsonable(settings)}
-    write_atomically(manifest, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
-    if not quiet:
-        print(f"{name}: computed and cached ({path.name})")
-    return tensors
