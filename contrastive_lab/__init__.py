@@ -24,6 +24,7 @@ One module per idea, so a learner can guess where things live. From the bottom f
     distributed    several processes (torchrun): gather with gradient, rank-offset losses, shards
     model_cache    train once, load afterwards (keyed by the settings and the code)
     spread         effects measured over seeds: a difference that holds on every seed, or a tie
+    tensor_cache   compute once, load afterwards: a frozen encoder's embeddings of a corpus
 
     mining         triplet miners
     diagnose       collapse meters and a diagnosis of training failures

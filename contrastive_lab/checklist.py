@@ -8,7 +8,9 @@ positive pairs mean what your users mean by "similar".
     deployment = Deployment(model=served, index=index, training_ids=fingerprints(train_x),
                             validation=HeldOutQueries(images, labels, gallery_labels, min_recall=0.8),
                             thresholds=Thresholds({"near_duplicate": 0.93}, fingerprints(val_x)),
-                            monitor=DriftMonitor(reference, model_version=served.version))
+                            monitor=DriftMonitor(reference, model_version=served.version),
+                            fine_tuning=FineTuningRecord(served.version, "random init", "50,000 catalogue images",
+                                                         "Recall@10 on held-out queries", 0.02, 0.99))
     results = run_checklist(deployment)
     print(report(results))
 
@@ -20,6 +22,8 @@ The checks, in order (see CHECKS):
 5. Recall@K and MRR tracked           (held-out queries, none seen in training, at or above their floors)
 6. thresholds calibrated on held-out  (calibration identities disjoint from training identities)
 7. drift monitor configured           (reference from the served model version, a sane alpha)
+8. domain fine-tuning recorded        (how the served model was adapted to its domain, from which base,
+                                       on which data, and its held-out in-domain score before and after)
 """
 from __future__ import annotations
 
@@ -39,8 +43,6 @@ HEAD_NAMES = ("head", "projector", "projection_head", "predictor")
 QUESTIONS = {
     "positive_pairs": "Positive pairs: is it written down what makes two items a positive pair for this "
                       "model (which augmentations, which pairs), and does that match what users call 'similar'?",
-    "fine_tuning": "Domain fine-tuning: is there a plan for when production data leaves the training domain "
-                   "(which data, who labels it, how a new version is evaluated and the corpus re-embedded)?",
     "alerts": "Alerts: who is told when the drift monitor fires or Recall@K falls below its floor, "
               "and what do they do?",
 }
@@ -81,14 +83,33 @@ class Thresholds:
 
 
 @dataclass
+class FineTuningRecord:
+    """How the served model was adapted to its domain, and what that did, measured.
+
+    model_version: the model this record describes (the served model's version tag).
+    base_model: what its training started from ("all-MiniLM-L6-v2@1110a243", "random init").
+    data: the in-domain training data ("1,200 docstring (summary, document) pairs").
+    metric: what was measured on held-out in-domain queries ("Recall@10 on 500 held-out queries").
+    base_score, tuned_score: that metric for the base model and for the served model (higher = better).
+    """
+
+    model_version: str
+    base_model: str
+    data: str
+    metric: str
+    base_score: float
+    tuned_score: float
+
+
+@dataclass
 class Deployment:
     """Everything the checklist looks at.
 
     model: the served model (`load_exported` / `ExportedEncoder`).
     index: the VectorIndex it queries.
     training_ids: identities of the training data (e.g. `fingerprints(train_x)`).
-    validation, thresholds, monitor: may be None (the matching check then fails).
-    notes: answers to QUESTIONS by key ("positive_pairs", "fine_tuning", "alerts"), shown in the report.
+    validation, thresholds, monitor, fine_tuning: may be None (the matching check then fails).
+    notes: answers to QUESTIONS by key ("positive_pairs", "alerts"), shown in the report.
     """
 
     model: ExportedEncoder
@@ -97,6 +118,7 @@ class Deployment:
     validation: HeldOutQueries | None = None
     thresholds: Thresholds | None = None
     monitor: DriftMonitor | None = None
+    fine_tuning: FineTuningRecord | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -229,6 +251,24 @@ def check_drift_monitor(d: Deployment) -> tuple[bool, str]:
     return True, f"MMD test on each batch against {len(mon.reference)} reference embeddings, alpha {mon.alpha}"
 
 
+def check_fine_tuning(d: Deployment) -> tuple[bool, str]:
+    r = d.fine_tuning
+    if r is None:
+        return False, ("no fine-tuning record: write down the base model, the in-domain data, and a held-out "
+                       "in-domain metric for the base and the served model (FineTuningRecord)")
+    version = getattr(d.model, "version", None)
+    if r.model_version != version:
+        return False, (f"the fine-tuning record describes model {r.model_version!r}, the served model is {version!r}: "
+                       "record how the served model was adapted and what it scored")
+    if not (r.base_model and r.data and r.metric):
+        return False, "the fine-tuning record leaves the base model, the data or the metric blank"
+    text = f"{version!r} from {r.base_model}, on {r.data}: {r.metric} {r.base_score:.3f} → {r.tuned_score:.3f}"
+    if r.tuned_score < r.base_score:
+        return False, (text + ": the served model scores below its base on its own domain; "
+                       "serve the base or fix the fine-tune")
+    return True, text
+
+
 CHECKS: tuple[tuple[str, Callable[[Deployment], tuple[bool, str]]], ...] = (
     ("outputs are L2-normalised", check_outputs_normalised),
     ("projection head dropped", check_head_dropped),
@@ -237,6 +277,7 @@ CHECKS: tuple[tuple[str, Callable[[Deployment], tuple[bool, str]]], ...] = (
     ("Recall@K and MRR tracked on held-out queries", check_retrieval_tracked),
     ("thresholds calibrated on identities disjoint from training", check_thresholds),
     ("drift monitor configured", check_drift_monitor),
+    ("domain fine-tuning recorded for the served model", check_fine_tuning),
 )
 
 
@@ -263,5 +304,5 @@ def report(results: list[CheckResult], notes: dict[str, str] | None = None) -> s
     return "\n".join(lines)
 
 
-__all__ = ["Deployment", "HeldOutQueries", "Thresholds", "CheckResult", "CHECKS", "QUESTIONS",
+__all__ = ["Deployment", "HeldOutQueries", "Thresholds", "FineTuningRecord", "CheckResult", "CHECKS", "QUESTIONS",
            "run_checklist", "report", "fingerprints", "retrieval_scores"]

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from contrastive_lab.checklist import (CHECKS, QUESTIONS, Deployment, HeldOutQueries, Thresholds, fingerprints,
-                                       report, run_checklist)
+from contrastive_lab.checklist import (CHECKS, QUESTIONS, Deployment, FineTuningRecord, HeldOutQueries, Thresholds,
+                                       fingerprints, report, run_checklist)
 from contrastive_lab.export import Preprocessing, export_encoder, load_exported
 from contrastive_lab.index import build_index
 from contrastive_lab.methods.simclr import SimCLR
@@ -55,6 +55,8 @@ def healthy(parts):
         validation=HeldOutQueries(p["queries"], torch.arange(30), torch.arange(60), k=5, min_recall=0.9, min_mrr=0.8),
         thresholds=Thresholds({"near_duplicate": 0.99}, fingerprints(p["corpus_x"])),
         monitor=DriftMonitor(p["reference"], model_version="v1"),
+        fine_tuning=FineTuningRecord("v1", "random init", "40 training images", "Recall@5 on 30 held-out queries",
+                                     base_score=0.2, tuned_score=1.0),
     )
 
 
@@ -141,7 +143,7 @@ def test_each_violation_fails_its_own_item_first(healthy, parts):
 
 def test_report_lists_results_and_the_questions_for_a_person(healthy):
     text = report(run_checklist(healthy), notes={"positive_pairs": "two crops of the same image"})
-    assert "7/7 checks pass" in text
+    assert f"{len(CHECKS)}/{len(CHECKS)} checks pass" in text and len(CHECKS) == 8
     assert all(q in text for q in QUESTIONS.values())
     assert "answer on file: two crops of the same image" in text
 
@@ -150,3 +152,26 @@ def test_fingerprints_tell_images_apart():
     x = torch.rand(3, 3, 4, 4)
     assert len(fingerprints(x)) == 3
     assert fingerprints(x[:1]) == fingerprints(x[:1].clone())
+
+
+def test_a_deployment_without_a_fine_tuning_record_fails_that_item_only(healthy):
+    broken = dataclasses.replace(healthy, fine_tuning=None)
+    assert failed(broken) == {"domain fine-tuning recorded for the served model"}
+    assert "FineTuningRecord" in result(broken, "domain fine-tuning recorded for the served model").reason
+
+
+def test_a_fine_tuning_record_of_another_model_version_fails(healthy):
+    stale = dataclasses.replace(healthy.fine_tuning, model_version="v0")
+    r = result(dataclasses.replace(healthy, fine_tuning=stale), "domain fine-tuning recorded for the served model")
+    assert not r.passed and "'v0'" in r.reason and "'v1'" in r.reason
+
+
+def test_a_fine_tune_that_lost_to_its_base_fails(healthy):
+    worse = dataclasses.replace(healthy.fine_tuning, base_score=0.9, tuned_score=0.8)
+    r = result(dataclasses.replace(healthy, fine_tuning=worse), "domain fine-tuning recorded for the served model")
+    assert not r.passed and "below its base" in r.reason and "0.900 → 0.800" in r.reason
+
+
+def test_a_passing_fine_tuning_record_says_what_it_records(healthy):
+    r = result(healthy, "domain fine-tuning recorded for the served model")
+    assert r.passed and "random init" in r.reason and "0.200 → 1.000" in r.reason

@@ -51,3 +51,19 @@ def test_check_ndcg_one_query():
         check_ndcg_one_query(lambda s, r, k: right_ndcg(s, r, len(s)))
     with pytest.raises(AssertionError, match="pass the function"):
         check_ndcg_one_query(0.5)
+
+
+def test_check_mean_pooling():
+    import torch.nn.functional as F
+    from contrastive_lab.exercises.nb09 import check_mean_pooling
+
+    def right(states, mask):
+        m = mask.unsqueeze(-1).float()
+        return F.normalize((states * m).sum(1) / m.sum(1), dim=1)
+    check_mean_pooling(right)
+    with pytest.raises(AssertionError, match="averages the padding"):
+        check_mean_pooling(lambda s, m: F.normalize(s.mean(1), dim=1))
+    with pytest.raises(AssertionError, match="not unit length"):
+        check_mean_pooling(lambda s, m: (s * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True))
+    with pytest.raises(AssertionError, match="pass the function"):
+        check_mean_pooling(0.5)

@@ -295,11 +295,3 @@ def test_paraphrase_set_through_a_loader(monkeypatch):
     pairs, reason = load_paraphrase_set()
     assert pairs is None and "ConnectionError" in reason
 
-
-def test_pretrained_encoder_is_optional(monkeypatch):
-    import sys
-    from contrastive_lab.text.biencoder import load_pretrained
-
-    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    model, reason = load_pretrained()
-    assert model is None and "not installed" in reason

@@ -95,3 +95,40 @@ def check_ndcg_one_query(my_ndcg) -> None:
         raise AssertionError(f"scores {scores.tolist()[:6]}…, relevance {relevance.tolist()[:6]}…, k = {k}: "
                              f"you gave {got:.4f}, expected {want:.4f}. Hint: {hint}")
     passed("your nDCG@k equals ndcg_at_k (and scikit-learn's ndcg_score) on every case")
+
+
+def _padded_batches():
+    """(token_states (B, L, D), mask (B, L)) cases with padding at the end of the shorter texts."""
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for batch, length, dim in ((3, 5, 4), (4, 7, 8), (1, 3, 2)):
+        states = torch.randn(batch, length, dim, generator=g) + 2.0       # not centred: padding changes the mean
+        real = torch.randint(1, length + 1, (batch,), generator=g)
+        real[0] = length                                                 # one text fills the batch
+        mask = (torch.arange(length)[None, :] < real[:, None]).long()
+        cases.append((states, mask))
+    return cases
+
+
+@self_check
+def check_mean_pooling(my_mean_pool) -> None:
+    """Exercise 4: mean pooling over the real tokens, then unit length: (B, L, D), (B, L) → (B, D)."""
+    if not callable(my_mean_pool):
+        raise AssertionError("pass the function itself: check_mean_pooling(my_mean_pool)")
+    for states, mask in _padded_batches():
+        m = mask.unsqueeze(-1).float()
+        want = torch.nn.functional.normalize((states * m).sum(1) / m.sum(1), dim=1)
+        got = torch.as_tensor(my_mean_pool(states.clone(), mask.clone())).float()
+        if got.shape != want.shape:
+            raise AssertionError(f"expected one ({want.shape[1]},) vector per text, shape {tuple(want.shape)}; "
+                                 f"got {tuple(got.shape)}: average over the token axis (dim 1)")
+        if torch.allclose(got, want, atol=1e-5):
+            continue
+        hint = "average only where the mask is 1, then divide each vector by its length"
+        if torch.allclose(got, torch.nn.functional.normalize(states.mean(1), dim=1), atol=1e-5):
+            hint = "that averages the padding too: multiply by the mask before summing, divide by the mask's sum"
+        elif torch.allclose(got, (states * m).sum(1) / m.sum(1), atol=1e-5):
+            hint = "right mean, but not unit length: normalise each row (F.normalize(x, dim=1))"
+        raise AssertionError(f"on a batch of {tuple(states.shape)} with {mask.sum(1).tolist()} real tokens your "
+                             f"vectors differ from the masked mean. Hint: {hint}")
+    passed("masked mean, then unit length: padding does not move a text's embedding")

@@ -11,6 +11,7 @@
     dino                self-distillation: a student, its EMA teacher, a centred and sharpened target
     masked_autoencoder  paint back hidden patches: the generative baseline of notebook 11
     sentence_bert       a bi-encoder for text retrieval, trained with in-batch negatives (notebook 09)
+    sentence_finetune   a pretrained sentence encoder fine-tuned with MNRL and mined hard negatives (notebook 09)
     verification        notebook 10's settings and embedder (identities never seen in training)
     momentum            EMA updates and the key queue: MoCo's and BYOL's state
     views               the shared loop over augmented views of images (multi-crop too), the recipe

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..device import make_generator
 from ..losses import multiple_negatives_ranking_loss
 from ..profiles import Settings
 from ..train import History, fit, make_optimizer, make_schedule
@@ -205,7 +206,7 @@ def train_biencoder(model, tokenizer, queries: list[str], documents: list[str], 
     lr = lr or settings.lr
     batch_size = min(settings.batch_size, len(queries))
     steps_per_epoch = len(queries) // batch_size
-    order = torch.Generator().manual_seed(seed)
+    order = make_generator(seed)                 # seed + $CLAB_SEED
     hard_list = hard_negatives.tolist() if hard_negatives is not None else None
     model.train()
     optimizer = make_optimizer(model.parameters(), "adamw", lr, weight_decay=0.01)

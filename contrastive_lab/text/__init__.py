@@ -6,6 +6,7 @@
     subword     a BPE subword tokenizer trained with Hugging Face `tokenizers`
     lexical     lexical retrieval: BM25 (the `bm25s` library) and TF-IDF (scikit-learn)
     hybrid      one ranking from a lexical and a dense score matrix
+    pretrained  all-MiniLM-L6-v2, a pretrained Sentence-BERT encoder, loaded offline, checksum-pinned
     biencoder   a small Transformer encoder shared by queries and documents (Sentence-BERT)
 
 Only `words` is imported here (its names stay importable as `contrastive_lab.text.Tokenizer`);

@@ -83,18 +83,3 @@ def encode_texts(model: nn.Module, tokenizer, texts: list[str], max_len: int,
         model.train(was_training)
     return out
 
-
-def load_pretrained(name: str = "all-MiniLM-L6-v2"):
-    """A pretrained Sentence-BERT model from `sentence-transformers`, only if it is already on disk.
-
-    Returns (model, "") or (None, reason). Nothing is downloaded (local_files_only):
-    the course never depends on it. The model has `.encode(texts)`.
-    """
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        return None, "sentence-transformers is not installed"
-    try:
-        return SentenceTransformer(name, device="cpu", local_files_only=True), ""
-    except Exception as error:
-        return None, f"no local copy of {name} ({type(error).__name__})"
