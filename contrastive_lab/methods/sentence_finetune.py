@@ -34,7 +34,7 @@ from ..evaluate import ndcg_at_k
 from ..losses import multiple_negatives_ranking_loss
 from ..model_cache import train_or_load
 from ..text.pretrained import REVISION, encode
-from ..train import History, fit
+from ..train import History, fit, make_optimizer, make_schedule
 from .sentence_bert import length_batches
 
 MODES = ("adapter", "full")
@@ -179,6 +179,21 @@ def _keep_best(model: nn.Module, validation: Validation | None, history: History
     return evaluate, best
 
 
+def _adamw_cosine(params, settings: FinetuneSettings, steps_per_epoch: int):
+    """AdamW at settings.lr with its weight decay, and a cosine decay after a linear warm-up over
+    settings.warmup of the run."""
+    optimizer = make_optimizer(params, "adamw", settings.lr, settings.weight_decay)
+    total = settings.epochs * steps_per_epoch
+    return optimizer, make_schedule(optimizer, total, max(1, int(settings.warmup * total)), "cosine")
+
+
+def _with_epoch_zero(history: History, before: History) -> History:
+    """`history` with the metrics logged before training (epoch 0, the starting model) put first."""
+    for name, entries in before.metrics.items():
+        history.metrics[name] = list(entries) + history.metrics.get(name, [])
+    return history
+
+
 def _finish(model: nn.Module, best: dict, history: History) -> None:
     if best["state"] is not None:
         model.load_state_dict(best["state"])
@@ -272,14 +287,13 @@ def train_adapter(adapter: LinearAdapter, query_emb: torch.Tensor, doc_emb: torc
         perm = torch.randperm(n, generator=order)
         return [perm[s:s + batch_size].to(device) for s in range(0, steps * batch_size, batch_size)]
 
-    history = History()
-    evaluate, best = _keep_best(adapter, validation, history)
-    fit(adapter_step(adapter, q, d, settings.scale, neg), adapter.parameters(), batches, settings.epochs,
-        lr=settings.lr, weight_decay=settings.weight_decay, optimizer="adamw", schedule="cosine",
-        warmup_steps=max(1, int(settings.warmup * settings.epochs * steps)), steps_per_epoch=steps,
-        device=device, amp=False, evaluate=evaluate, history=history, log_every=settings.log_every,
-        progress=progress, desc=desc)
-    _finish(adapter, best, history)
+    before = History()
+    evaluate, best = _keep_best(adapter, validation, before)
+    optimizer, schedule = _adamw_cosine(adapter.parameters(), settings, steps)
+    history = fit(adapter_step(adapter, q, d, settings.scale, neg), optimizer, batches, settings.epochs,
+                  schedule=schedule, steps_per_epoch=steps, device=device, amp=False, evaluate=evaluate,
+                  log_every=settings.log_every, progress=progress, desc=desc)
+    _finish(adapter, best, _with_epoch_zero(history, before))
     return history
 
 
@@ -312,19 +326,19 @@ def finetune_every_layer(encoder, queries: list[str], documents: list[str], sett
     steps = len(queries) // batch_size
     order = make_generator(seed)
 
-    history = History()
-    evaluate, best = _keep_best(encoder, validation, history)
+    before = History()
+    evaluate, best = _keep_best(encoder, validation, before)
+    optimizer, schedule = _adamw_cosine(encoder.parameters(), settings, steps)
     encoder.train()
     try:
-        fit(encoder_step(encoder, q_feat, d_feat, settings.scale, neg), encoder.parameters(),
-            lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list), settings.epochs,
-            lr=settings.lr, weight_decay=settings.weight_decay, optimizer="adamw", schedule="cosine",
-            warmup_steps=max(1, int(settings.warmup * settings.epochs * steps)), steps_per_epoch=steps,
-            device=device, amp=settings.amp, evaluate=_in_eval_mode(encoder, evaluate), history=history,
-            log_every=settings.log_every, progress=progress, desc=desc)
+        history = fit(encoder_step(encoder, q_feat, d_feat, settings.scale, neg), optimizer,
+                      lambda epoch: length_batches(q_len, d_len, batch_size, order, hard_list), settings.epochs,
+                      schedule=schedule, steps_per_epoch=steps, device=device, amp=settings.amp,
+                      evaluate=_in_eval_mode(encoder, evaluate), log_every=settings.log_every, progress=progress,
+                      desc=desc)
     finally:
         encoder.eval()
-    _finish(encoder, best, history)
+    _finish(encoder, best, _with_epoch_zero(history, before))
     return history
 
 
