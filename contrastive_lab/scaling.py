@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .data import shown_path
 from .profiles import Settings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ def shell_line(cmd: list[str]) -> str:
         cmd = ["torchrun", *cmd[3:]]
     elif cmd[0] == sys.executable:
         cmd = ["python", *cmd[1:]]
+    cmd = [shown_path(a) if os.path.isabs(a) and a != "/" else a for a in cmd]    # no path of this machine
     return shlex.join(cmd)
 
 
