@@ -333,14 +333,21 @@ def _clip_sizes(profile) -> dict:
             "text_layers": settings.text_layers, "pooling": settings.pooling}
 
 
-METHOD = Method(
-    name="clip", title="CLIP", data="captions",
-    build=lambda profile, options, data: build_clip(profile, data.tokenizer),
-    loss=lambda run: clip_pairs_loss(run.part, global_clip_loss),
-    after_step=lambda model: model.clamp_logit_scale_,
-    negatives_per_query=lambda model, batch, world: batch * world - 1,
-    recipe=lambda profile: clip_recipe(clip_settings(profile)),
-    n_train=lambda profile: clip_settings(profile).n_train,
-    sizes=_clip_sizes,
-    served=lambda model: Projected(model.image_encoder, model.image_projection),
-)
+def caption_method(name: str, title: str, build, pair_loss) -> Method:
+    """The registry entry of a two-tower image–caption method trained like CLIP: `build(profile,
+    tokenizer)` makes the model, `pair_loss(image_emb, text_emb, *logit parameters)` is its loss over
+    every process's pairs (`distributed.global_clip_loss`; SigLIP's `global_siglip_loss`)."""
+    return Method(
+        name=name, title=title, data="captions",
+        build=lambda profile, options, data: build(profile, data.tokenizer),
+        loss=lambda run: clip_pairs_loss(run.part, pair_loss),
+        after_step=lambda model: model.clamp_logit_scale_,
+        negatives_per_query=lambda model, batch, world: batch * world - 1,
+        recipe=lambda profile: clip_recipe(clip_settings(profile)),
+        n_train=lambda profile: clip_settings(profile).n_train,
+        sizes=_clip_sizes,
+        served=lambda model: Projected(model.image_encoder, model.image_projection),
+    )
+
+
+METHOD = caption_method("clip", "CLIP", build_clip, global_clip_loss)

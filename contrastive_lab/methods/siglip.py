@@ -31,8 +31,7 @@ from ..losses import sigmoid_pair_loss, siglip_loss
 from ..text import Tokenizer
 from ..train import History
 from ..validate import check_finite, check_matrix, check_positive, check_same_shape
-from .clip import CLIP, CLIPSettings, _clip_sizes, build_clip, clip_pairs_loss, clip_recipe, clip_settings, train_clip
-from .registry import Method, Projected
+from .clip import CLIP, CLIPSettings, build_clip, caption_method, train_clip
 
 INIT_SCALE = 10.0          # the paper's t′ = log 10
 INIT_BIAS = -10.0          # the paper's b; notebook 08 derives why it is so negative
@@ -107,15 +106,4 @@ def global_siglip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_sc
     return siglip_loss_gathered(image_emb, gather_with_grad(text_emb), get_rank(), logit_scale, logit_bias)
 
 
-METHOD = Method(
-    name="siglip", title="SigLIP", data="captions",
-    build=lambda profile, options, data: build_siglip(profile, data.tokenizer),
-    loss=lambda run: clip_pairs_loss(run.part, global_siglip_loss),
-    after_step=lambda model: model.clamp_logit_scale_,
-    negatives_per_query=lambda model, batch, world: batch * world - 1,
-    recipe=lambda profile: clip_recipe(clip_settings(profile)),
-    n_train=lambda profile: clip_settings(profile).n_train,
-    sizes=_clip_sizes,
-    served=lambda model: Projected(model.image_encoder, model.image_projection),
-)
-
+METHOD = caption_method("siglip", "SigLIP", build_siglip, global_siglip_loss)
