@@ -125,6 +125,9 @@ def test_the_time_line_is_rewritten_in_place_and_read_back(tmp_path):
     assert nb.cells[0].source.startswith("# x\n\n**Study:** about 60 min")
     rewrite_time_line(nb, time_line(60, 100.0, 2))            # a second run replaces the line, adds none
     assert parse_time_line(nb.cells[0].source) == (60, 100.0) and nb.cells[0].source.count("**Study:**") == 1
+    nb.cells[0].source = "# x\n\n**Time:** about 25 s on 2 cores\n(measured somewhere); more words\n\nNext paragraph."
+    rewrite_time_line(nb, time_line(45, 30.0, 2))              # the whole old paragraph goes, nothing else
+    assert "measured somewhere" not in nb.cells[0].source and nb.cells[0].source.endswith("\n\nNext paragraph.")
     nb.cells[0].source = "# no time line"
     with pytest.raises(TimingError, match="no '\\*\\*Study:\\*\\*' line"):
         rewrite_time_line(nb, time_line(60, 1.0, 2), "07_x.ipynb")

@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-TIME_LINE = re.compile(r"(?m)^\*\*(Time|Study):\*\*.*$")
+TIME_LINE = re.compile(r"(?m)^\*\*(Time|Study):\*\*.*(?:\n(?!\n).*)*")     # the whole paragraph
 TABLE_START = "<!-- minutes table: written by make execute -->"
 TABLE_END = "<!-- end of minutes table -->"
 SLOW_CELL_S = 8.0             # cells at least this slow are listed in the notes: start them, then talk
