@@ -64,18 +64,25 @@ def read_notebook(path: Path):
     return nb
 
 
+def run_in_kernel(nb, folder: Path, timeout: int = 600) -> float:
+    """Run every cell of the notebook object `nb` in a fresh kernel whose working folder is
+    `folder` (outputs stored in `nb`); return the seconds taken."""
+    from nbclient import NotebookClient
+
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return time.perf_counter() - start
+
+
 def execute(path: Path, timeout: int = 600, before_writing=None) -> float:
     """Run a notebook in place in a fresh kernel (cwd = its folder); return seconds taken.
     `before_writing(nb, seconds)`, if given, may change the executed notebook before it is
     written (the course run writes the measured time into its first cell)."""
     import nbformat
-    from nbclient import NotebookClient
 
     nb = read_notebook(path)
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    seconds = time.perf_counter() - start
+    seconds = run_in_kernel(nb, path.parent, timeout)
     if before_writing is not None:
         before_writing(nb, seconds)
     nbformat.write(nb, path)

@@ -23,25 +23,19 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from contrastive_lab.atomic import write_atomically
 from contrastive_lab.spread import RESULTS_DIR
 
+from .notebook_tools import read_notebook, run_in_kernel
+
 
 def run_seed(notebook: Path, seed: int, record_dir: Path, model_dir: Path, timeout: int = 3600) -> float:
     """Execute a copy of `notebook` under CLAB_SEED=seed; return its seconds."""
-    import nbformat
-    from nbclient import NotebookClient
-
     os.environ.update(CLAB_SEED=str(seed), CLAB_PROFILE="quick", CLAB_RECORD_DIR=str(record_dir),
                       CLAB_MODEL_DIR=str(model_dir))
-    nb = nbformat.read(notebook, as_version=4)
-    start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook.parent.resolve())}}).execute()
-    return time.perf_counter() - start
+    return run_in_kernel(read_notebook(notebook), notebook.parent.resolve(), timeout)
 
 
 def collect(record_dir: Path, number: str, seeds: list[int]) -> dict:
