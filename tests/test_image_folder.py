@@ -96,3 +96,20 @@ def test_same_pixels_as_before_for_an_ordinary_image(tmp_path):
     save(tmp_path / "cats" / "a.png", colour=(10, 120, 250), size=(16, 16))
     x, y, _ = load_image_folder(tmp_path, image_size=16)
     assert x.dtype == torch.uint8 and x[0, :, 0, 0].tolist() == [10, 120, 250] and y.tolist() == [0]
+
+
+def test_a_jpeg_with_garbled_bytes_mid_stream_is_a_clear_error_not_wrong_pixels(tmp_path):
+    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    (tmp_path / "cats").mkdir()
+    Image.fromarray(pixels).save(tmp_path / "cats" / "intact.jpg", quality=90)
+    data = bytearray((tmp_path / "cats" / "intact.jpg").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 40] = np.random.default_rng(1).integers(0, 255, 40, dtype=np.uint8).tobytes()
+    (tmp_path / "cats" / "garbled.jpg").write_bytes(bytes(data))
+    with Image.open(tmp_path / "cats" / "garbled.jpg") as image:
+        image.load()                                               # Pillow alone decodes it without a word
+    with pytest.raises(ValueError, match=r"cannot read image .*garbled.jpg: its JPEG data is damaged \(Corrupt JPEG"):
+        load_image_folder(tmp_path, image_size=16)
+    (tmp_path / "cats" / "garbled.jpg").unlink()
+    x, _, _ = load_image_folder(tmp_path, image_size=16)          # the intact JPEG loads, no complaint
+    assert x.shape == (1, 3, 16, 16)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,18 +115,56 @@ def _to_rgb(image):
     return image.convert("RGB")
 
 
+def jpeg_corruption(path: str) -> str:
+    """What libjpeg complains about while decoding the JPEG file `path` ("" when nothing).
+
+    Pillow decodes a JPEG whose compressed data was damaged mid-stream (a few garbled
+    bytes) into wrong pixels without a word; libjpeg notices ("Corrupt JPEG data: …") but
+    reports it only as a warning printed to the process's stderr. This decodes the file
+    once more with torchvision's libjpeg and reads what it printed.
+    """
+    import tempfile
+    import warnings
+
+    try:
+        from torchvision.io import decode_jpeg, read_file
+    except ImportError:                        # a torchvision without its JPEG decoder: no check
+        return ""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")            # torchvision's deprecation notice
+                decode_jpeg(read_file(str(path)))
+        except RuntimeError as exc:
+            return str(exc)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        printed = captured.read().decode(errors="replace")
+    return " ".join(line.strip() for line in printed.splitlines() if "JPEG" in line)
+
+
 def read_image(path: str) -> torch.Tensor:
-    """One image file as a (3, H, W) uint8 tensor. Raises ValueError naming the file."""
+    """One image file as a (3, H, W) uint8 tensor. Raises ValueError naming the file
+    (also for a JPEG whose compressed data is damaged: it would decode into wrong pixels)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             rgb = _to_rgb(image)
+            damaged = jpeg_corruption(path) if image.format == "JPEG" else ""
     except Image.DecompressionBombError as exc:
         raise ValueError(f"cannot read image {path}: it is too large to decode safely ({exc}). Shrink it or "
                          "remove it") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}. Remove the file or convert it to PNG / JPEG") from None
+    if damaged:
+        raise ValueError(f"cannot read image {path}: its JPEG data is damaged ({damaged}); it would load as wrong "
+                         "pixels. Remove the file or replace it with an intact copy")
     return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
