@@ -69,10 +69,11 @@ def values_of(spread: dict, name: str) -> list[float]:
 
 def spread_table(spread: dict, names: list[str]) -> str:
     """One line per name: mean, lowest and highest over the seeds."""
-    lines = [f"{'':<28} mean    lowest  highest   over seeds {spread['seeds']}"]
+    width = max([28] + [len(name) for name in names])
+    lines = [f"{'':<{width}} mean    lowest  highest   over seeds {spread['seeds']}"]
     for name in names:
         v = values_of(spread, name)
-        lines.append(f"{name:<28} {sum(v) / len(v):.3f}   {min(v):.3f}   {max(v):.3f}")
+        lines.append(f"{name:<{width}} {sum(v) / len(v):.3f}   {min(v):.3f}   {max(v):.3f}")
     return "\n".join(lines)
 
 

@@ -40,6 +40,10 @@ def test_compare_calls_an_effect_only_what_holds_on_every_seed(tmp_path):
     assert not holds_on_every_seed(spread, "big", "small", margin=0.045)
     table = spread_table(spread, ["big", "small"])
     assert "0.360   0.350   0.370" in table
+    long_name = "validation at the end of the longest run, K=1024"
+    spread["values"][long_name] = [0.5, 0.4, 0.6]
+    lines = spread_table(spread, ["big", long_name]).splitlines()
+    assert len({line.index("0.") for line in lines[1:]}) == 1, "the columns line up under a long name"
     with pytest.raises(KeyError, match="was not recorded over seeds"):
         compare(spread, "big", "missing")
 
