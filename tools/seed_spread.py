@@ -98,7 +98,7 @@ def main(argv=None) -> int:
                     print(f"{notebook.name}: seed {seed} done in {seconds[-1]:.0f} s", flush=True)
                 result = collect(record_dir, number, args.seeds)
             except Exception as exc:                   # a cell failed: report it, write nothing
-                print(f"{notebook.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}",
+                print(f"{notebook.name}: {type(exc).__name__}: {(str(exc).strip().splitlines() or ['(no message)'])[-1][:300]}",
                       file=sys.stderr, flush=True)
                 status = 1
                 continue
