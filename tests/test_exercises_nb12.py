@@ -34,7 +34,7 @@ RIGHT = {"Flat": 4 * D, "HNSW16": 4 * D + 2 * M * 4, "IVF256,Flat": 4 * D + 8, "
 
 
 def test_check_index_memory_accepts_the_derivation_and_its_decision(capsys):
-    check_index_memory(RIGHT, ["IVF256,SQ8"], MEASURED, N, D, M)
+    check_index_memory(RIGHT, ["IVF256,SQ8"], MEASURED, (N, D), M)
     assert "13.6 GB" in capsys.readouterr().out          # IVF256,SQ8: 136 bytes × 10⁸
 
 
@@ -46,11 +46,11 @@ def test_check_index_memory_accepts_the_derivation_and_its_decision(capsys):
 ])
 def test_check_index_memory_names_what_a_wrong_count_forgot(kind, wrong, hint):
     with pytest.raises(AssertionError, match=hint):
-        check_index_memory({**RIGHT, kind: wrong}, ["IVF256,SQ8"], MEASURED, N, D, M)
+        check_index_memory({**RIGHT, kind: wrong}, ["IVF256,SQ8"], MEASURED, (N, D), M)
 
 
 def test_check_index_memory_wants_every_kind_and_the_right_decision():
     with pytest.raises(AssertionError, match="no entry"):
-        check_index_memory({"Flat": 4 * D}, [], MEASURED, N, D, M)
+        check_index_memory({"Flat": 4 * D}, [], MEASURED, (N, D), M)
     with pytest.raises(AssertionError, match="fit in 32 GB for"):
-        check_index_memory(RIGHT, ["IVF256,SQ8", "IVF256,Flat"], MEASURED, N, D, M)
+        check_index_memory(RIGHT, ["IVF256,SQ8", "IVF256,Flat"], MEASURED, (N, D), M)

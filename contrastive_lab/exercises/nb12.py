@@ -64,12 +64,14 @@ def _usual_slips(kind: str, dim: int, hnsw_m: int) -> dict[float, str]:
 
 
 @self_check
-def check_index_memory(per_vector: dict, fits: list, rows: list[dict], n_vectors: int, dim: int,
-                       hnsw_m: int, n_planned: int = 100_000_000, ram_gb: float = 32.0) -> None:
+def check_index_memory(per_vector: dict, fits: list, rows: list[dict], corpus_shape: tuple, hnsw_m: int,
+                       n_planned: int = 100_000_000, ram_gb: float = 32.0) -> None:
     """Exercise 2: per_vector {index kind: bytes per stored vector} for every kind of the sweep
     ("Flat", "HNSW<M>", "IVF<n>,Flat", "IVF<n>,SQ8"), predicted from the dimension; the
-    prediction × n_vectors must match the table's measured memory ("mb") within 4 %. fits: the
-    kinds whose n_planned vectors fit in ram_gb GB (10⁹ bytes) by those predictions."""
+    prediction × N must match the table's measured memory ("mb") within 4 %, for a corpus of
+    corpus_shape (N, D). fits: the kinds whose n_planned vectors fit in ram_gb GB (10⁹ bytes)
+    by those predictions."""
+    n_vectors, dim = corpus_shape
     if not isinstance(per_vector, dict):
         raise AssertionError("per_vector must be a dict {index kind, as in the table: bytes per vector}")
     kinds = list(dict.fromkeys(r["index"] for r in rows))
