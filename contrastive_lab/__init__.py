@@ -31,8 +31,8 @@ One module per idea, so a learner can guess where things live. From the bottom f
     methods/       one small file per training method (SimCLR, MoCo, BYOL, VICReg, SupCon,
                    CLIP, Sentence-BERT, the masked autoencoder …) and the shared models
     checklist      the production checklist as code
-    production     notebook 12's settings and data builders
-    scaling        notebook 13's settings and launcher
+    production     notebooks 12 and 13's settings, data builders and the service they ship
+    scaling        notebook 14's settings and launcher
     cli            python -m contrastive_lab.cli train METHOD (one process or torchrun)
 
 Apart:

@@ -16,7 +16,7 @@ an embedding can answer instead:
     result = monitor.check(batch_emb)                                # result.p_value, result.drift
 
 The permutation test is exact: on batches from the reference distribution it
-raises a false alarm with probability at most alpha (measured in notebook 12).
+raises a false alarm with probability at most alpha (measured in notebook 13).
 """
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
-"""Notebook 12 (embeddings in production): its settings and the data it builds.
+"""Notebooks 12 (serving embeddings) and 13 (watching them): their settings, the data they
+build, and the service notebook 12 ships, rebuilt by notebook 13 in a few calls.
 
     settings = production_settings(profile)
     copies = near_duplicates(images, generator)                   # known transformations of each image
     corpus = jittered_copies(real_embeddings, settings.n_corpus, generator)
     threshold = threshold_for_precision(scores, is_match, target=0.95)
     flagged = scores >= threshold                                 # the course's one rule (evaluate.accepts)
+    served = ship(model, path, version="simclr-v1", profile=profile, images=train_x)   # export, load back
+    recall, mrr = source_recall(index, query_vectors, k=10)       # query i's one right answer is item i
+    model_v2, history_v2 = simclr_v2(profile, data)               # the "new version", trained once, cached
 
 The package pieces the notebook teaches live in their own modules: `export`
 (ship the encoder), `index` (faiss), `monitoring` (anomalies, drift) and
@@ -12,21 +16,28 @@ The package pieces the notebook teaches live in their own modules: `export`
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from .augment import color_jitter, gaussian_blur, gaussian_noise, random_resized_crop
+from .export import ExportedEncoder, Preprocessing, export_encoder, load_exported
+from .methods.simclr import SimCLR, train_simclr
+from .model_cache import data_fingerprint, train_or_load
+from .models import make_encoder, prepare_model
 from .profiles import Settings
+from .train import History
 
 
 @dataclass(frozen=True)
 class ProductionSettings(Settings):
-    """Sizes of notebook 12, derived from a profile by `production_settings`.
+    """Sizes of notebooks 12 and 13, derived from a profile by `production_settings`.
 
     v2_epochs: SimCLR epochs of the "new model version" (v2, retrained from another seed)
-        whose arrival section 4 simulates; v1 is notebook 05's model (`course_simclr`).
+        whose arrival notebook 12 simulates (`simclr_v2`); v1 is notebook 05's model (`course_simclr`).
     n_real: images embedded by the model for the vector-index benchmark;
         n_corpus: its size after topping up with jittered copies of those embeddings.
     n_queries: queries whose recall is measured (searched in one batch);
@@ -36,7 +47,7 @@ class ProductionSettings(Settings):
     ivf_nlist, nprobe: IVF's k-means cells and the cells visited per query.
     compressed: the vector codec of the compressed IVF index ("SQ8": one byte per dimension).
     train_size: vectors the IVF (and PQ) k-means is trained on.
-    n_catalogue: real images of the catalogue the service searches (sections 4, 5, 8);
+    n_catalogue: real images of the catalogue the service searches (notebooks 12 and 13);
         n_duplicates: of those, how many get a near-duplicate query.
     target_precision: precision the near-duplicate threshold is calibrated for.
     normal_classes: classes that count as "normal" for anomaly and drift detection.
@@ -76,7 +87,7 @@ class ProductionSettings(Settings):
 
 
 def production_settings(profile) -> ProductionSettings:
-    """Notebook 12's sizes for a profile.
+    """Notebooks 12 and 13's sizes for a profile.
 
     quick (CPU, 2 cores): 10,000 real embeddings topped up to a 100,000-vector corpus,
     one HNSW build (a build is the slowest step: about 10 s on one core), IVF trained
@@ -184,5 +195,70 @@ def threshold_for_precision(scores: torch.Tensor, is_match: torch.Tensor, target
     return float((s[i] + below) / 2)
 
 
+V2_SEED = 1          # v2: the same recipe as v1 (seed 0), from another random init
+
+
+def simclr_v2(profile, data, device=None) -> tuple[SimCLR, History]:
+    """The "new model version" of notebooks 12 and 13: notebook 05's SimCLR recipe on
+    `data.train_x`, from another random init (seed V2_SEED) and on a shorter schedule
+    (`production_settings(profile).v2_epochs`). Trained once and cached (`model_cache`), so
+    notebook 13 loads the v2 that notebook 12 trained. Returns (model, history)."""
+    epochs = production_settings(profile).v2_epochs
+    settings = {"profile": profile, "n_train": len(data.train_x), "data": data_fingerprint(data.train_x),
+                "epochs": epochs, "seed": V2_SEED}
+
+    def build() -> SimCLR:
+        torch.manual_seed(V2_SEED)
+        return SimCLR(make_encoder(profile), proj_dim=profile.proj_dim)
+
+    def train(model: SimCLR) -> History:
+        return train_simclr(model, data.train_x, profile, epochs=epochs, seed=V2_SEED, device=device, desc="SimCLR v2")
+
+    return train_or_load("simclr-v2", settings, build, train, device=device)
+
+
+def encoder_builder(profile) -> Callable[[dict], nn.Module]:
+    """`export.load_exported`'s builder for the course's SimCLR exports. The architecture is
+    code, so the file holds only its name: this rebuilds the profile's encoder, or encoder +
+    projection head when the export kept the head (architecture {"head": True})."""
+    def build(meta: dict) -> nn.Module:
+        backbone = meta["architecture"]["backbone"]
+        if backbone != profile.backbone:
+            raise ValueError(f"the export was made with backbone {backbone!r}, this profile builds "
+                             f"{profile.backbone!r}: load it with the profile it was trained under")
+        if meta["architecture"].get("head"):
+            return SimCLR(make_encoder(profile), proj_dim=profile.proj_dim)
+        return make_encoder(profile)
+    return build
+
+
+def ship(model: nn.Module, path, *, version: str, profile, images: torch.Tensor, device=None,
+         normalize: bool = True, drop_head: bool = True) -> ExportedEncoder:
+    """Export `model` (a SimCLR: encoder + head) as notebook 12 does, and load it back the
+    way the service runs it (`load_exported` with `encoder_builder(profile)`, on `device`).
+
+    images: (N, C, H, W), what the model was trained on: their size and channels become the
+    export's preprocessing. normalize=False or drop_head=False reproduce the export bugs
+    of notebook 12 (the export records the head, so it loads back as it was written).
+    """
+    preprocessing = Preprocessing(image_size=tuple(images.shape[2:]), channels=images.shape[1])
+    architecture = {"backbone": profile.backbone, "widths": list(profile.cnn_widths)}
+    if not drop_head:
+        architecture["head"] = True
+    export_encoder(model, path, version=version, preprocessing=preprocessing, architecture=architecture,
+                   normalize=normalize, drop_head=drop_head)
+    return prepare_model(load_exported(path, encoder_builder(profile)), device, profile.channels_last)
+
+
+def source_recall(index, query_vectors: torch.Tensor, k: int = 10) -> tuple[float, float]:
+    """(Recall@k, MRR@k) of `index` (a `index.VectorIndex`) when query i's one right answer is
+    item i of the index: the edited copy of catalogue image i should find image i.
+    query_vectors: (Q, D), Q ≤ the index's size."""
+    _, ids = index.search(query_vectors, k)
+    hit = torch.from_numpy(ids) == torch.arange(len(ids))[:, None]     # (Q, k)
+    rank = hit.float().argmax(1) + 1                                   # where the original came
+    return hit.any(1).float().mean().item(), torch.where(hit.any(1), 1 / rank, 0.0).mean().item()
+
+
 __all__ = ["ProductionSettings", "production_settings", "near_duplicates", "median_nn_distance",
-           "jittered_copies", "threshold_for_precision"]
+           "jittered_copies", "threshold_for_precision", "simclr_v2", "encoder_builder", "ship", "source_recall"]

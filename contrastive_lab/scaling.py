@@ -1,4 +1,4 @@
-"""Notebook 13 (scaling out): its settings, and the CLI launched under torchrun from Python.
+"""Notebook 14 (scaling out): its settings, and the CLI launched under torchrun from Python.
 
     settings = scaling_settings(profile)
     cmd = torchrun_command(["train", "simclr", "--out", "runs/demo"], nproc=2)
@@ -30,7 +30,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class ScalingSettings(Settings):
-    """Sizes of notebook 13, derived from a profile by `scaling_settings`.
+    """Sizes of notebook 14, derived from a profile by `scaling_settings`.
 
     world_size: processes of the torchrun demo run; device: "cpu" (gloo) or "cuda"
         (NCCL, one GPU per process); run_profile: the profile that run trains with.

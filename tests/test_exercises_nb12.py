@@ -1,10 +1,7 @@
-"""The notebook-12 (production) self-checks accept right answers and reject wrong ones with a hint."""
-import math
-
+"""The notebook-12 (serving) self-checks accept right answers and reject wrong ones with a hint."""
 import pytest
 
-from contrastive_lab.exercises.nb12 import check_alarm_budget, check_pick_setting, check_threshold
-from contrastive_lab.production import threshold_for_precision
+from contrastive_lab.exercises.nb12 import check_index_memory, check_pick_setting
 
 ROWS = [
     {"index": "Flat", "setting": "-", "recall": 1.0, "latency_ms": 7.0, "qps": 1000.0},
@@ -28,32 +25,32 @@ def test_check_pick_setting():
         check_pick_setting(lambda rows, m: fastest_good(rows, m) or rows[0], ROWS)
 
 
-def test_check_threshold():
-    check_threshold(threshold_for_precision)
-
-    def stops_at_first_non_match(scores, is_match, target):     # misses the deeper cut that still pays
-        s = scores.sort(descending=True).values
-        m = is_match[scores.argsort(descending=True)]
-        i = 0
-        while i + 1 < len(s) and m[i + 1]:
-            i += 1
-        return float((s[i] + s[i + 1]) / 2) if i + 1 < len(s) else float(s[i] - 1e-6)
-
-    with pytest.raises(AssertionError, match="finds more matches"):
-        check_threshold(stops_at_first_non_match)
-    with pytest.raises(AssertionError, match="precision"):
-        check_threshold(lambda scores, is_match, target: float(scores.min() - 1))     # flags everything
-    with pytest.raises(AssertionError, match="inf"):
-        check_threshold(lambda s, m, t: threshold_for_precision(s, m, t) if math.isfinite(
-            threshold_for_precision(s, m, t)) else 2.0)
+D, M, N = 128, 16, 100_000
+MEASURED = [                      # the memory column of a real sweep (faiss, 100,000 × 128)
+    {"index": "Flat", "mb": 51.2}, {"index": "HNSW16", "mb": 65.6},
+    {"index": "IVF256,Flat", "mb": 52.1}, {"index": "IVF256,SQ8", "mb": 13.7},
+]
+RIGHT = {"Flat": 4 * D, "HNSW16": 4 * D + 2 * M * 4, "IVF256,Flat": 4 * D + 8, "IVF256,SQ8": D + 8}
 
 
-def test_check_alarm_budget():
-    week = 7 * 24 * 6
-    check_alarm_budget(1 / week, week - 1, week)
-    with pytest.raises(AssertionError, match="false alarms a week"):
-        check_alarm_budget(0.05, 999, week)
-    with pytest.raises(AssertionError, match="never raise"):
-        check_alarm_budget(1 / week, 99, week)
-    with pytest.raises(AssertionError, match="stricter than needed"):
-        check_alarm_budget(1 / (10 * week), 20 * week, week)
+def test_check_index_memory_accepts_the_derivation_and_its_decision(capsys):
+    check_index_memory(RIGHT, ["IVF256,SQ8"], MEASURED, (N, D), M)
+    assert "13.6 GB" in capsys.readouterr().out          # IVF256,SQ8: 136 bytes × 10⁸
+
+
+@pytest.mark.parametrize("kind, wrong, hint", [
+    ("Flat", D, "4 bytes"),
+    ("HNSW16", 4 * D, "neighbours"),
+    ("IVF256,SQ8", D, "id"),
+    ("IVF256,SQ8", 4 * D + 8, "one byte per coordinate"),
+])
+def test_check_index_memory_names_what_a_wrong_count_forgot(kind, wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        check_index_memory({**RIGHT, kind: wrong}, ["IVF256,SQ8"], MEASURED, (N, D), M)
+
+
+def test_check_index_memory_wants_every_kind_and_the_right_decision():
+    with pytest.raises(AssertionError, match="no entry"):
+        check_index_memory({"Flat": 4 * D}, [], MEASURED, (N, D), M)
+    with pytest.raises(AssertionError, match="fit in 32 GB for"):
+        check_index_memory(RIGHT, ["IVF256,SQ8", "IVF256,Flat"], MEASURED, (N, D), M)

@@ -1,4 +1,5 @@
-"""Notebook 12's builders: threshold calibration by hand, jittered copies at the asked distance."""
+"""Notebooks 12 and 13's builders: threshold calibration by hand, jittered copies at the asked distance, the
+shipped service rebuilt (export and load back, Recall@K and MRR of edited copies)."""
 import math
 
 import pytest

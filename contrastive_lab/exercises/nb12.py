@@ -1,11 +1,6 @@
-"""Self-checks for notebook 12 (embeddings in production)."""
+"""Self-checks for notebook 12 (serving embeddings)."""
 from __future__ import annotations
 
-import math
-
-import torch
-
-from ..evaluate.roc import accepts
 from . import passed, self_check
 
 
@@ -52,75 +47,47 @@ def check_pick_setting(fn, rows: list[dict]) -> None:
            f"({best['latency_ms']:.3f} ms, recall {best['recall']:.3f})")
 
 
-def _flagged(scores, threshold):
-    return accepts(scores, threshold)
+def _usual_slips(kind: str, dim: int, hnsw_m: int) -> dict[float, str]:
+    """Wrong bytes-per-vector answers a learner often gives for `kind`, with what each forgot."""
+    four_bytes = "a float32 coordinate takes 4 bytes (only SQ8 stores one byte per coordinate)"
+    ids = ("IVF keeps each vector's id (an int64, 8 bytes) beside its code in its cell's list; Flat needs "
+           "none, a vector's id is its position")
+    if kind == "Flat":
+        return {dim: four_bytes}
+    if kind.startswith("HNSW"):
+        links = (f"HNSW stores, beside each vector, the ids of its 2M = {2 * hnsw_m} neighbours on the bottom "
+                 "layer of its graph, each an int32 (4 bytes)")
+        return {4 * dim: links, 4 * dim + 4 * hnsw_m: links, dim + 8 * hnsw_m: four_bytes}
+    if kind.endswith(",Flat"):
+        return {4 * dim: ids, dim + 8: four_bytes}
+    return {dim: ids, 4 * dim + 8: "SQ8 stores one byte per coordinate instead of four"}
 
 
 @self_check
-def check_threshold(fn) -> None:
-    """Exercise 2: fn(scores (P,), is_match (P,) bool, target) → threshold t such that the pairs with
-    score >= t have precision ≥ target and, among such thresholds, find the most matches
-    (then flag the fewest pairs). +inf when no threshold reaches the target."""
-    from ..production import threshold_for_precision
-
-    if not callable(fn):
-        raise AssertionError("pass your function itself, e.g. check_threshold(my_threshold)")
-    cases = [
-        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 1.0, "two matches at the top, then a non-match"),
-        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.75, "going deeper past a non-match can still pay"),
-        ([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], 0.5, "flagging a trailing non-match adds no match"),
-        ([0.3, 0.9, 0.5, 0.7], [0, 1, 1, 0], 0.6, "scores that are not sorted"),
-        ([0.9, 0.9, 0.5], [1, 0, 1], 0.6, "two pairs with the same score fall on the same side"),
-    ]
-    for scores, match, target, what in cases:
-        s, m = torch.tensor(scores), torch.tensor(match, dtype=torch.bool)
-        want = threshold_for_precision(s, m, target)
-        got = fn(s, m, target)
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            raise AssertionError(f"return a number (the threshold), got {type(got).__name__}") from None
-        if torch.equal(_flagged(s, got), _flagged(s, want)):
-            continue
-        flagged = _flagged(s, got)
-        tp = int((flagged & m).sum())
-        precision = tp / max(int(flagged.sum()), 1)
-        hint = ""
-        if flagged.sum() and precision < target:
-            hint = f"the pairs your threshold flags have precision {precision:.2f} < {target}. "
-        elif tp < int((_flagged(s, want) & m).sum()):
-            hint = "another threshold reaches the target AND finds more matches; go as deep as the precision allows. "
-        raise AssertionError(f"case '{what}' (scores {scores}, matches {match}, target {target}): {hint}"
-                             f"your threshold {got:.3f} flags {s[flagged].tolist()}, "
-                             f"the best one flags {s[_flagged(s, want)].tolist()} (decisions are score >= t)")
-    got = fn(torch.tensor([0.9, 0.1]), torch.tensor([False, True]), 0.9)
-    if not (isinstance(got, float) and math.isinf(got) and got > 0):
-        raise AssertionError("when no threshold reaches the target (the best pair is not a match), "
-                             "return float('inf'): flag nothing")
-    passed("the deepest cut that keeps the precision: most matches found at that precision")
-
-
-@self_check
-def check_alarm_budget(alpha: float, n_permutations: int, batches_per_week: int) -> None:
-    """Exercise 3: the per-batch level alpha that gives at most one false alarm a week on average
-    (as large as that allows, so real drift is still caught), and the permutations the test
-    needs to ever reach a p-value that small."""
-    try:
-        alpha, n_permutations = float(alpha), int(n_permutations)
-    except (TypeError, ValueError):
-        raise AssertionError("alpha must be a number and n_permutations an integer") from None
-    budget = 1 / batches_per_week
-    if alpha > budget * 1.0001:
-        raise AssertionError(f"with alpha = {alpha:g} an unshifted stream raises about "
-                             f"{alpha * batches_per_week:.1f} false alarms a week "
-                             f"(alpha × {batches_per_week} batches); you want at most 1")
-    if alpha < budget / 2:
-        raise AssertionError(f"alpha = {alpha:g} is safe but stricter than needed: 1 false alarm a week "
-                             f"allows alpha up to 1 / {batches_per_week}, and a smaller alpha misses more real drift")
-    smallest_p = 1 / (n_permutations + 1)
-    if smallest_p > alpha:
-        raise AssertionError(f"with {n_permutations} permutations the smallest p-value the test can give is "
-                             f"1 / ({n_permutations} + 1) = {smallest_p:.2g} > alpha: it could never raise an "
-                             f"alarm. Use at least {math.ceil(1 / alpha) - 1} permutations")
-    passed(f"alpha = {alpha:.2g}: about {alpha * batches_per_week:.2f} false alarms a week; "
-           f"{n_permutations} permutations can reach p = {smallest_p:.2g}")
+def check_index_memory(per_vector: dict, fits: list, rows: list[dict], corpus_shape: tuple, hnsw_m: int,
+                       n_planned: int = 100_000_000, ram_gb: float = 32.0) -> None:
+    """Exercise 2: per_vector {index kind: bytes per stored vector} for every kind of the sweep
+    ("Flat", "HNSW<M>", "IVF<n>,Flat", "IVF<n>,SQ8"), predicted from the dimension; the
+    prediction × N must match the table's measured memory ("mb") within 4 %, for a corpus of
+    corpus_shape (N, D). fits: the kinds whose n_planned vectors fit in ram_gb GB (10⁹ bytes)
+    by those predictions."""
+    n_vectors, dim = corpus_shape
+    if not isinstance(per_vector, dict):
+        raise AssertionError("per_vector must be a dict {index kind, as in the table: bytes per vector}")
+    kinds = list(dict.fromkeys(r["index"] for r in rows))
+    missing = [kind for kind in kinds if kind not in per_vector]
+    if missing:
+        raise AssertionError(f"per_vector has no entry for {missing}: give every index kind of the table")
+    for kind in kinds:
+        predicted = per_vector[kind] * n_vectors / 1e6
+        measured = next(r["mb"] for r in rows if r["index"] == kind)
+        if abs(predicted - measured) > 0.04 * measured:
+            hint = _usual_slips(kind, dim, hnsw_m).get(per_vector[kind], "count what the index stores per vector")
+            raise AssertionError(f"{kind}: {per_vector[kind]:g} bytes per vector × {n_vectors:,} vectors = "
+                                 f"{predicted:.1f} MB, the table measured {measured:.1f} MB: {hint}")
+    want = sorted(kind for kind in kinds if per_vector[kind] * n_planned <= ram_gb * 1e9)
+    if not isinstance(fits, (list, tuple, set)) or sorted(fits) != want:
+        raise AssertionError(f"by your own bytes per vector, {n_planned:,} vectors fit in {ram_gb:g} GB for "
+                             f"{want}, not {fits}: bytes per vector × {n_planned:,} ≤ {ram_gb:g} × 10⁹")
+    sizes = ", ".join(f"{kind} {per_vector[kind] * n_planned / 1e9:.1f} GB" for kind in kinds)
+    passed(f"every index's memory explained within 4 %; {n_planned:,} vectors take {sizes}")

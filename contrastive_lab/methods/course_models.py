@@ -1,6 +1,6 @@
 """The course's reference models, trained once and shared between notebooks.
 
-Notebook 05 trains SimCLR and the supervised baseline; notebooks 11 and 12 need
+Notebook 05 trains SimCLR and the supervised baseline; notebooks 11, 12 and 13 need
 the same models. Each function here is that run, written once, through
 `model_cache.train_or_load`: the first notebook that asks trains it (progress
 line and all) and caches it; later ones load it in a second. Change any
