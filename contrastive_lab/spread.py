@@ -96,3 +96,57 @@ def compare(spread: dict, a: str, b: str) -> str:
     if all(x < 0 for x in d):
         return f"{a} behind {b} on every seed ({span})"
     return f"{a} against {b}: a tie at this scale ({span})"
+
+
+# ------------------------------------------------------------------ sweeps run in benchmarks/
+def load_sweep(path: str | os.PathLike) -> dict:
+    """A sweep of runs over seeds written by a script in benchmarks/, checked before use.
+
+    The file holds {"metrics": [names], "runs": [{"loss": str, "batch": int, "seed": int,
+    name: value for every metric}, ...]} (`benchmarks/siglip_batch_sizes.py` writes one).
+    Every (loss, batch) cell must hold the same seeds, each once, so that runs of the same
+    seed can be paired; every metric value must be a finite number. A file that breaks any
+    of this raises ValueError naming the file and what is wrong; a missing file raises
+    SpreadUnavailable. Returns the parsed dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpreadUnavailable(f"no sweep results at {path}; run the script in benchmarks/ that writes "
+                                f"{path.name}")
+    try:
+        sweep = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path.name} is not valid JSON ({err}); rerun the sweep that writes it") from None
+    if not isinstance(sweep, dict) or not isinstance(sweep.get("metrics"), list) or not sweep.get("runs"):
+        raise ValueError(f"{path.name}: expected {{'metrics': [names], 'runs': [runs]}} with at least one run")
+    seeds_of: dict[tuple, list] = {}
+    for i, run in enumerate(sweep["runs"]):
+        missing = [key for key in ("loss", "batch", "seed", *sweep["metrics"]) if key not in run]
+        if missing:
+            raise ValueError(f"{path.name}: run {i} lacks {missing}")
+        bad = [m for m in sweep["metrics"] if not isinstance(run[m], (int, float)) or not math.isfinite(run[m])]
+        if bad:
+            raise ValueError(f"{path.name}: run {i} ({run['loss']}, batch {run['batch']}, seed {run['seed']}) "
+                             f"has no finite value for {bad}")
+        seeds_of.setdefault((run["loss"], run["batch"]), []).append(run["seed"])
+    for (loss, batch), seeds in seeds_of.items():
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{path.name}: {loss} at batch {batch} repeats a seed ({sorted(seeds)})")
+    if len({tuple(sorted(s)) for s in seeds_of.values()}) != 1:
+        raise ValueError(f"{path.name}: not every (loss, batch) has the same seeds, so runs cannot be paired: "
+                         + "; ".join(f"{loss} batch {batch}: {sorted(s)}" for (loss, batch), s in seeds_of.items()))
+    return sweep
+
+
+def sweep_spread(sweep: dict, batch: int) -> dict:
+    """The runs of a `load_sweep` result at one batch size as a spread, {"seeds": [...],
+    "values": {"<loss> · <metric>": [value per seed]}}, seeds in the same order for every
+    name, so `spread_table`, `compare` and `holds_on_every_seed` apply to it."""
+    runs = sorted((r for r in sweep["runs"] if r["batch"] == batch), key=lambda r: r["seed"])
+    if not runs:
+        raise KeyError(f"no runs at batch {batch}; the sweep has batches {sorted({r['batch'] for r in sweep['runs']})}")
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for metric in sweep["metrics"]:
+            values.setdefault(f"{run['loss']} · {metric}", []).append(run[metric])
+    return {"seeds": sorted({r["seed"] for r in runs}), "values": values}

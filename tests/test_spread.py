@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from contrastive_lab.spread import (SpreadUnavailable, compare, holds_on_every_seed, load_spread, record,
-                                    spread_table)
+from contrastive_lab.spread import (SpreadUnavailable, compare, holds_on_every_seed, load_spread, load_sweep,
+                                    record, spread_table, sweep_spread)
 from tools.seed_spread import collect
 
 
@@ -69,3 +69,46 @@ def test_single_seed_runs_combine_in_seed_order(tmp_path):
     assert joined["seeds"] == [0, 1, 2] and joined["values"] == {"a": [0.1, 0.2, 0.3]}
     with pytest.raises(ValueError, match="a seed appears twice"):
         combine([part(0, 0.1), part(0, 0.1)])
+
+
+def _sweep_file(tmp_path, runs, metrics=("zero-shot held-out",)):
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"metrics": list(metrics), "runs": runs}))
+    return path
+
+
+def _run(loss, batch, seed, value):
+    return {"loss": loss, "batch": batch, "seed": seed, "zero-shot held-out": value}
+
+
+def test_sweep_pairs_the_runs_of_each_seed_at_one_batch_size(tmp_path):
+    runs = [_run("CLIP", 8, s, v) for s, v in ((1, 0.30), (0, 0.20))] + \
+           [_run("SigLIP", 8, s, v) for s, v in ((0, 0.25), (1, 0.28))]
+    spread = sweep_spread(load_sweep(_sweep_file(tmp_path, runs)), 8)
+    assert spread == {"seeds": [0, 1], "values": {"CLIP · zero-shot held-out": [0.20, 0.30],
+                                                  "SigLIP · zero-shot held-out": [0.25, 0.28]}}
+    assert "a tie at this scale" in compare(spread, "SigLIP · zero-shot held-out", "CLIP · zero-shot held-out")
+    with pytest.raises(KeyError, match=r"no runs at batch 32; the sweep has batches \[8\]"):
+        sweep_spread(load_sweep(_sweep_file(tmp_path, runs)), 32)
+
+
+@pytest.mark.parametrize("runs, message", [
+    ([], "at least one run"),
+    ([{"loss": "CLIP", "batch": 8, "seed": 0}], r"run 0 lacks \['zero-shot held-out'\]"),
+    ([_run("CLIP", 8, 0, float("nan"))], r"seed 0\) has no finite value for \['zero-shot held-out'\]"),
+    ([_run("CLIP", 8, 0, "0.3")], "no finite value"),
+    ([_run("CLIP", 8, 0, 0.3), _run("CLIP", 8, 0, 0.4)], r"CLIP at batch 8 repeats a seed \(\[0, 0\]\)"),
+    ([_run("CLIP", 8, 0, 0.3), _run("CLIP", 8, 1, 0.3), _run("SigLIP", 8, 0, 0.3)],
+     "not every .loss, batch. has the same seeds"),
+])
+def test_a_malformed_sweep_file_is_refused_with_what_is_wrong(tmp_path, runs, message):
+    with pytest.raises(ValueError, match=message):
+        load_sweep(_sweep_file(tmp_path, runs))
+
+
+def test_a_sweep_file_that_is_missing_or_not_json_is_named(tmp_path):
+    with pytest.raises(SpreadUnavailable, match="no sweep results at .*absent.json"):
+        load_sweep(tmp_path / "absent.json")
+    (tmp_path / "cut.json").write_text('{"metrics": ["a"], "runs": [{"loss"')
+    with pytest.raises(ValueError, match="cut.json is not valid JSON"):
+        load_sweep(tmp_path / "cut.json")
