@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..device import seed_offset
 from ..models import make_encoder, prepare_model
 from ..profiles import Profile, Settings
 
@@ -113,7 +114,7 @@ def make_embedder(settings: VerificationSettings, device: torch.device | str = "
     The BatchNorm1d neck centres the embeddings over the batch, which keeps batch-hard
     triplet mining from collapsing every image onto one point (notebook 02).
     """
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + seed_offset())                   # CLAB_SEED=s shifts it, like every course seed
     encoder = make_encoder(settings.encoder, out_dim=settings.embed_dim, in_channels=1)
     model = nn.Sequential(encoder, nn.BatchNorm1d(settings.embed_dim))
     return prepare_model(model, device, settings.encoder.channels_last)
