@@ -78,10 +78,24 @@ def test_no_gradient_reaches_the_teacher_or_the_center_and_the_center_is_not_cha
     ((2, 4, 8), (2, 5, 8), (8,), "need the same N images and K"),
     ((2, 4, 8), (2, 4, 8), (7,), r"center of shape \(K,\) = \(8,\)"),
     ((4, 8), (2, 4, 8), (8,), r"student_logits of shape \(views, N, K\)"),
+    ((2, 4, 8), (4, 8), (8,), r"teacher_logits of shape \(views, N, K\)"),
 ])
 def test_bad_shapes_get_an_error_that_names_them(student, teacher, center, message):
     with pytest.raises(ValueError, match=message):
         dino_loss(torch.randn(*student), torch.randn(*teacher), torch.zeros(*center))
+
+
+def test_the_errors_say_what_they_got_and_name_the_tensor_with_nan():
+    s, t = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"center of shape \(K,\) = \(4,\), got \(5,\)$"):
+        dino_loss(s, t, torch.zeros(5))
+    with pytest.raises(ValueError, match=r"center of shape \(K,\) = \(4,\), got list$"):
+        dino_loss(s, t, [0.0] * 4)
+    nan = torch.full((2, 3, 4), float("nan"))
+    with pytest.raises(ValueError, match="^student_logits contains NaN"):
+        dino_loss(nan, t, torch.zeros(4))
+    with pytest.raises(ValueError, match="^teacher_logits contains NaN"):
+        dino_loss(s, nan, torch.zeros(4))
 
 
 def test_bad_temperatures_and_values_are_refused():
