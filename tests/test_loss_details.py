@@ -28,7 +28,9 @@ def test_the_documented_defaults():
     close(nt_xent(Z1, Z2), nt_xent(Z1, Z2, 0.2))
     close(supcon_loss(Z1, LABELS), supcon_loss(Z1, LABELS, 0.1))
     close(triplet_loss(Z1, Z2, Z3), triplet_loss(Z1, Z2, Z3, margin=0.2, distance="cosine"))
-    close(contrastive_loss(Z1, Z2, SAME), contrastive_loss(Z1, Z2, SAME, margin=1.0, distance="euclidean"))
+    # scaled down so that different pairs sit inside the margin (distances of about 0.6): the margin counts
+    close(contrastive_loss(0.2 * Z1, 0.2 * Z2, SAME),
+          contrastive_loss(0.2 * Z1, 0.2 * Z2, SAME, margin=1.0, distance="euclidean"))
     close(pairwise_distance(Z1, Z2), pairwise_distance(Z1, Z2, "cosine"))
     close(pairwise_distance(Z1), pairwise_distance(Z1, Z1))
     close(vicreg_loss(Z1, Z2), vicreg_loss(Z1, Z2, 25.0, 25.0, 1.0, gamma=1.0, eps=1e-4))
