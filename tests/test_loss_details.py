@@ -203,3 +203,23 @@ def test_negative_cosine_and_paired_distance_by_hand():
     from contrastive_lab.losses import paired_distance
     torch.testing.assert_close(paired_distance(p, t), torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(paired_distance(p, t, "euclidean"), torch.tensor([2.0, math.sqrt(5.0)]))
+
+
+def test_every_loss_builds_its_masks_and_targets_on_the_embeddings_device():
+    """The meta device stands in for a GPU: a target, mask or index made on the CPU beside
+    meta embeddings fails, as it would beside CUDA ones. Value checks read values (a host
+    copy), so they are off here, as they are inside `fit`."""
+    from contrastive_lab.losses import dino_loss, siglip_loss
+    from contrastive_lab.validate import value_checks
+    m = lambda *shape: torch.empty(*shape, device="meta")
+    labels = torch.tensor([0, 0, 1, 1], device="meta")
+    calls = [lambda: info_nce(m(4, 3), m(4, 3)), lambda: info_nce(m(4, 3), m(4, 3), m(5, 3)),
+             lambda: nt_xent(m(4, 3), m(4, 3)), lambda: supcon_loss(m(4, 3), labels),
+             lambda: clip_loss(m(4, 3), m(4, 3), 10.0), lambda: siglip_loss(m(4, 3), m(4, 3), 10.0, -10.0),
+             lambda: multiple_negatives_ranking_loss(m(4, 3), m(4, 3), m(4, 3), symmetric=True),
+             lambda: arcface_loss(m(4, 3), m(5, 3), labels), lambda: dino_loss(m(3, 4, 3), m(2, 4, 3), m(3)),
+             lambda: contrastive_loss(m(4, 3), m(4, 3), labels), lambda: triplet_loss(m(4, 3), m(4, 3), m(4, 3))]
+    with value_checks(False):
+        for call in calls:
+            loss = call()
+            assert loss.device.type == "meta" and loss.shape == ()
