@@ -171,6 +171,7 @@ BAD_NAMES = [
     (lambda: multiple_negatives_ranking_loss(Z1, Z2, BAD), "expected query and hard_negative of the same shape"),
     (lambda: multiple_negatives_ranking_loss(Z1, Z2, scale=0.0), "scale must be > 0"),
     (lambda: pairwise_distance(Z1[0], Z2), "expected a of shape (N, D)"),
+    (lambda: pairwise_distance(Z1[0], Z2, "euclidean"), "expected a of shape (N, D)"),
     (lambda: pairwise_distance(Z1, Z2[0], "euclidean"), "expected b of shape (N, D)"),
     (lambda: pairwise_distance(Z1, Z2[0]), "expected b of shape (N, D)"),
 ]
