@@ -224,3 +224,16 @@ def test_every_loss_builds_its_masks_and_targets_on_the_embeddings_device():
         for call in calls:
             loss = call()
             assert loss.device.type == "meta" and loss.shape == ()
+
+
+def test_two_pairs_are_enough_and_mnrl_is_info_nce_at_temperature_one_over_scale():
+    """N ≥ 2 is the documented minimum of the in-batch losses: two pairs work (one is refused,
+    unless a hard negative gives the query something to reject)."""
+    from contrastive_lab.losses import siglip_loss
+    q, d, h = Z1[:2], Z2[:2], Z3[:2]
+    for loss in (info_nce(q, d), nt_xent(q, d), clip_loss(q, d, 10.0), siglip_loss(q, d, 10.0, -10.0)):
+        assert torch.isfinite(loss)
+    torch.testing.assert_close(multiple_negatives_ranking_loss(q, d), info_nce(q, d, None, 1 / 20))
+    assert torch.isfinite(multiple_negatives_ranking_loss(q[:1], d[:1], h[:1]))
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        multiple_negatives_ranking_loss(q[:1], d[:1])
