@@ -240,3 +240,9 @@ def test_two_pairs_are_enough_and_mnrl_is_info_nce_at_temperature_one_over_scale
     assert torch.isfinite(multiple_negatives_ranking_loss(q[:1], d[:1], h[:1]))
     with pytest.raises(ValueError, match="at least 2 pairs"):
         multiple_negatives_ranking_loss(q[:1], d[:1])
+
+
+def test_vicreg_covariance_centres_each_dimension_on_its_own_mean():
+    # x = 0, 2, 0, 2 (mean 1) and y = 10, 10, 12, 12 (mean 11) vary independently: covariance 0
+    z = torch.tensor([[0.0, 10.0], [2.0, 10.0], [0.0, 12.0], [2.0, 12.0]])
+    assert vicreg_terms(z, z)["covariance"].item() == pytest.approx(0.0, abs=1e-6)
