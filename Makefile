@@ -71,12 +71,16 @@ lock: $(STAMP)
 # that call the changed function. Capped at MUTATION_MINUTES of wall clock (default 120;
 # the whole set took about 3 h on 2 busy cores). Without MODULE it resumes where the last
 # run stopped (results are kept in mutants/); MODULE=augment reruns that module's mutants.
+# MUTATION_JOBS mutants run at once (mutmut's --max-children), at niceness MUTATION_NICE:
+# on cores shared with other work, MUTATION_JOBS=1 MUTATION_NICE=15 takes only idle CPU.
 # Then: $(BIN)/mutmut results (survivors), $(BIN)/mutmut show NAME (a mutant's diff).
 MUTATION_MINUTES ?= 120
+MUTATION_JOBS ?= 2
+MUTATION_NICE ?= 10
 mutation: $(STAMP)
 	$(BIN)/python -m pip install -c $(LOCK) -e ".[test,mutation]"
 	-OMP_NUM_THREADS=1 CLAB_PROFILE=quick timeout -s INT -k 60 $(MUTATION_MINUTES)m \
-	    nice -n 10 $(BIN)/mutmut run --max-children 2 $(if $(MODULE),"contrastive_lab.$(MODULE).*")
+	    nice -n $(MUTATION_NICE) $(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(if $(MODULE),"contrastive_lab.$(MODULE).*")
 	$(BIN)/python tools/mutation_score.py
 
 benchmark: $(STAMP)

@@ -78,10 +78,14 @@ def test_no_gradient_reaches_the_teacher_or_the_center_and_the_center_is_not_cha
     ((2, 4, 8), (2, 5, 8), (8,), "need the same N images and K"),
     ((2, 4, 8), (2, 4, 8), (7,), r"center of shape \(K,\) = \(8,\)"),
     ((4, 8), (2, 4, 8), (8,), r"student_logits of shape \(views, N, K\)"),
+    ((2, 4, 8), (4, 8), (8,), r"teacher_logits of shape \(views, N, K\)"),
+    ((2, 4, 8), (2, 4, 8), (5,), r"center of shape \(K,\) = \(8,\), got \(5,\)$"),
+    ((2, 4, 8), (2, 4, 8), [0.0] * 8, r"center of shape \(K,\) = \(8,\), got list$"),
 ])
 def test_bad_shapes_get_an_error_that_names_them(student, teacher, center, message):
+    center = torch.zeros(*center) if isinstance(center, tuple) else center
     with pytest.raises(ValueError, match=message):
-        dino_loss(torch.randn(*student), torch.randn(*teacher), torch.zeros(*center))
+        dino_loss(torch.randn(*student), torch.randn(*teacher), center)
 
 
 def test_bad_temperatures_and_values_are_refused():
@@ -90,8 +94,13 @@ def test_bad_temperatures_and_values_are_refused():
         dino_loss(s, t, c, teacher_temperature=0.0)
     with pytest.raises(ValueError, match="student_temperature must be > 0"):
         dino_loss(s, t, c, student_temperature=-0.1)
-    with pytest.raises(ValueError, match="center contains NaN"):
+    with pytest.raises(ValueError, match="^center contains NaN"):
         dino_loss(s, t, torch.full((4,), float("nan")))
+    nan = torch.full((2, 3, 4), float("nan"))
+    with pytest.raises(ValueError, match="^student_logits contains NaN"):
+        dino_loss(nan, t, c)
+    with pytest.raises(ValueError, match="^teacher_logits contains NaN"):
+        dino_loss(s, nan, c)
 
 
 def test_under_bf16_autocast_the_loss_and_gradient_equal_float32_on_aligned_outputs():

@@ -49,6 +49,22 @@ def test_recall_at_k_by_hand():
     assert recall_at_k(**sets, k=1) == 0.5
 
 
+def test_recall_at_k_defaults_to_k_1_and_accepts_k_up_to_the_gallery_size():
+    gallery = torch.tensor([unit(0), unit(90), unit(180)])
+    sets = dict(gallery_emb=gallery, gallery_labels=torch.tensor([0, 1, 0]),
+                query_emb=torch.tensor([unit(80), unit(100)]), query_labels=torch.tensor([0, 1]))
+    assert recall_at_k(**sets) == recall_at_k(**sets, k=1) == 0.5
+    assert recall_at_k(**sets, k=3) == 1.0                          # k = G: every item retrieved
+    with pytest.raises(ValueError, match=r"between 1 and 3 \(gallery size\), got 4"):
+        recall_at_k(**sets, k=4)
+    itself = dict(gallery_emb=gallery, gallery_labels=torch.tensor([0, 1, 0]),
+                  query_emb=gallery, query_labels=torch.tensor([0, 1, 0]))
+    # without itself a query has G − 1 = 2 items to retrieve: 180° finds 0° (label 0) at rank 2, 90° none
+    assert recall_at_k(**itself, k=2, exclude_self=True) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"between 1 and 2 \(gallery size\), got 3"):
+        recall_at_k(**itself, k=3, exclude_self=True)
+
+
 def test_recall_exclude_self():
     z = torch.tensor([unit(0), unit(5), unit(90)])
     y = torch.tensor([0, 1, 1])

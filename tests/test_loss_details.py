@@ -28,7 +28,9 @@ def test_the_documented_defaults():
     close(nt_xent(Z1, Z2), nt_xent(Z1, Z2, 0.2))
     close(supcon_loss(Z1, LABELS), supcon_loss(Z1, LABELS, 0.1))
     close(triplet_loss(Z1, Z2, Z3), triplet_loss(Z1, Z2, Z3, margin=0.2, distance="cosine"))
-    close(contrastive_loss(Z1, Z2, SAME), contrastive_loss(Z1, Z2, SAME, margin=1.0, distance="euclidean"))
+    # scaled down so that different pairs sit inside the margin (distances of about 0.6): the margin counts
+    close(contrastive_loss(0.2 * Z1, 0.2 * Z2, SAME),
+          contrastive_loss(0.2 * Z1, 0.2 * Z2, SAME, margin=1.0, distance="euclidean"))
     close(pairwise_distance(Z1, Z2), pairwise_distance(Z1, Z2, "cosine"))
     close(pairwise_distance(Z1), pairwise_distance(Z1, Z1))
     close(vicreg_loss(Z1, Z2), vicreg_loss(Z1, Z2, 25.0, 25.0, 1.0, gamma=1.0, eps=1e-4))
@@ -161,6 +163,9 @@ BAD_NAMES = [
     (lambda: contrastive_loss(Z1, Z2, SAME, margin=-1.0), "margin must be >= 0"),
     (lambda: negative_cosine(Z1, BAD), "expected prediction and target of the same shape"),
     (lambda: vicreg_loss(Z1, BAD), "expected z1 and z2 of the same shape"),
+    (lambda: vicreg_loss(Z1, Z2, invariance_weight=-1.0), "invariance_weight must be >= 0, got -1.0"),
+    (lambda: vicreg_loss(Z1, Z2, variance_weight=-1.0), "variance_weight must be >= 0, got -1.0"),
+    (lambda: vicreg_loss(Z1, Z2, covariance_weight=-1.0), "covariance_weight must be >= 0, got -1.0"),
     (lambda: arcface_loss(Z1[0], Z2, LABELS), "expected embeddings of shape (N, D)"),
     (lambda: arcface_loss(Z1, Z2[0], LABELS), "expected class_weights of shape (N, D)"),
     (lambda: arcface_loss(Z1, Z2, LABELS, margin=-1.0), "margin must be >= 0"),
@@ -169,6 +174,7 @@ BAD_NAMES = [
     (lambda: multiple_negatives_ranking_loss(Z1, Z2, BAD), "expected query and hard_negative of the same shape"),
     (lambda: multiple_negatives_ranking_loss(Z1, Z2, scale=0.0), "scale must be > 0"),
     (lambda: pairwise_distance(Z1[0], Z2), "expected a of shape (N, D)"),
+    (lambda: pairwise_distance(Z1[0], Z2, "euclidean"), "expected a of shape (N, D)"),
     (lambda: pairwise_distance(Z1, Z2[0], "euclidean"), "expected b of shape (N, D)"),
     (lambda: pairwise_distance(Z1, Z2[0]), "expected b of shape (N, D)"),
 ]
@@ -201,3 +207,42 @@ def test_negative_cosine_and_paired_distance_by_hand():
     from contrastive_lab.losses import paired_distance
     torch.testing.assert_close(paired_distance(p, t), torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(paired_distance(p, t, "euclidean"), torch.tensor([2.0, math.sqrt(5.0)]))
+
+
+def test_every_loss_builds_its_masks_and_targets_on_the_embeddings_device():
+    """The meta device stands in for a GPU: a target, mask or index made on the CPU beside
+    meta embeddings fails, as it would beside CUDA ones. Value checks read values (a host
+    copy), so they are off here, as they are inside `fit`."""
+    from contrastive_lab.losses import dino_loss, siglip_loss
+    from contrastive_lab.validate import value_checks
+    m = lambda *shape: torch.empty(*shape, device="meta")
+    labels = torch.tensor([0, 0, 1, 1], device="meta")
+    calls = [lambda: info_nce(m(4, 3), m(4, 3)), lambda: info_nce(m(4, 3), m(4, 3), m(5, 3)),
+             lambda: nt_xent(m(4, 3), m(4, 3)), lambda: supcon_loss(m(4, 3), labels),
+             lambda: clip_loss(m(4, 3), m(4, 3), 10.0), lambda: siglip_loss(m(4, 3), m(4, 3), 10.0, -10.0),
+             lambda: multiple_negatives_ranking_loss(m(4, 3), m(4, 3), m(4, 3), symmetric=True),
+             lambda: arcface_loss(m(4, 3), m(5, 3), labels), lambda: dino_loss(m(3, 4, 3), m(2, 4, 3), m(3)),
+             lambda: contrastive_loss(m(4, 3), m(4, 3), labels), lambda: triplet_loss(m(4, 3), m(4, 3), m(4, 3))]
+    with value_checks(False):
+        for call in calls:
+            loss = call()
+            assert loss.device.type == "meta" and loss.shape == ()
+
+
+def test_two_pairs_are_enough_and_mnrl_is_info_nce_at_temperature_one_over_scale():
+    """N ≥ 2 is the documented minimum of the in-batch losses: two pairs work (one is refused,
+    unless a hard negative gives the query something to reject)."""
+    from contrastive_lab.losses import siglip_loss
+    q, d, h = Z1[:2], Z2[:2], Z3[:2]
+    for loss in (info_nce(q, d), nt_xent(q, d), clip_loss(q, d, 10.0), siglip_loss(q, d, 10.0, -10.0)):
+        assert torch.isfinite(loss)
+    torch.testing.assert_close(multiple_negatives_ranking_loss(q, d), info_nce(q, d, None, 1 / 20))
+    assert torch.isfinite(multiple_negatives_ranking_loss(q[:1], d[:1], h[:1]))
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        multiple_negatives_ranking_loss(q[:1], d[:1])
+
+
+def test_vicreg_covariance_centres_each_dimension_on_its_own_mean():
+    # x = 0, 2, 0, 2 (mean 1) and y = 10, 10, 12, 12 (mean 11) vary independently: covariance 0
+    z = torch.tensor([[0.0, 10.0], [2.0, 10.0], [0.0, 12.0], [2.0, 12.0]])
+    assert vicreg_terms(z, z)["covariance"].item() == pytest.approx(0.0, abs=1e-6)

@@ -69,7 +69,7 @@ def test_gradient_reaches_the_scale_and_the_bias():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda z: siglip_loss(z, z[:, :2], 10.0, -10.0), "same shape"),
+    (lambda z: siglip_loss(z, z[:, :2], 10.0, -10.0), "expected image_emb and text_emb of the same shape"),
     (lambda z: siglip_loss(z[:1], z[:1], 10.0, -10.0), "at least 2"),
     (lambda z: siglip_loss(z, z, 0.0, -10.0), "logit_scale must be > 0"),
     (lambda z: siglip_loss(z, z, 10.0, float("nan")), "logit_bias must be a finite number"),
