@@ -38,7 +38,6 @@ On one loaded CPU core the default grid (4 τ × 3 batch sizes × 3 seeds) takes
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -46,13 +45,13 @@ from pathlib import Path
 
 import torch
 
-from contrastive_lab.atomic import write_atomically
 from contrastive_lab.data import load_image_dataset
 from contrastive_lab.device import get_device, seed_everything
 from contrastive_lab.evaluate import knn_accuracy
 from contrastive_lab.methods.simclr import SimCLR, train_simclr
 from contrastive_lab.models import embed, make_encoder, prepare_model
 from contrastive_lab.profiles import get_profile
+from sweep_files import add_sweep_options, read_comparable, write
 
 OUT = Path(__file__).resolve().parent / "results" / "tau_batch.json"
 METRIC = "validation k-NN"
@@ -64,17 +63,12 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="quick or full (default: by device)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.5])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 64, 128])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs at every batch size (default: profile.sweep_epochs // 2)")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--merge", type=Path, nargs="+", default=None,
-                        help="join the runs of these results files into --out, training nothing")
+    add_sweep_options(parser, OUT)
     args = parser.parse_args()
     if args.merge:
-        parts = [json.loads(path.read_text()) for path in args.merge]
-        if len({tuple(json.dumps(part[key]) for key in COMPARABLE) for part in parts}) != 1:
-            raise SystemExit(f"--merge: the files differ in one of {COMPARABLE}; their runs are not comparable")
+        parts = read_comparable(args.merge, COMPARABLE)
         runs = [run for part in parts for run in part["runs"]]
         baselines = {seed: value for part in parts for seed, value in part["random init"].items()}
         write(args.out, {**parts[0], "random init": baselines, "summary": summarize(runs), "runs": runs})
@@ -137,12 +131,6 @@ def summarize(runs: list[dict]) -> list[dict]:
                                 "steps": group[0]["steps"],
                                 METRIC: {"mean": statistics.mean(values), "min": min(values), "max": max(values)}})
     return summary
-
-
-def write(path: Path, record: dict) -> None:
-    """Write the results file whole or not at all (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n"))
 
 
 if __name__ == "__main__":

@@ -182,6 +182,17 @@ def _embed(model, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([model(images[s:s + batch_size]).float() for s in range(0, len(images), batch_size)])
 
 
+def _training_overlap(d: Deployment, ids: set, what: str, fix: str) -> str | None:
+    """None when the identities `ids` share none with the deployment's training identities,
+    else why not ("12 of the 500 validation identities were in the training data: <fix>")."""
+    if not d.training_ids:
+        return "the deployment does not record its training identities"
+    shared = len(ids & d.training_ids)
+    if shared:
+        return f"{shared} of the {len(ids)} {what} identities were in the training data: {fix}"
+    return None
+
+
 NO_TRAINING_RECORD = ("no training record: record the served model's negative strategy, τ and batch size, the "
                       "validation scores of ≥ 2 negative strategies and of a τ × batch grid, and the validation "
                       "identities (TrainingRecord, or training_record_from_results)")
@@ -226,12 +237,9 @@ def check_tau_batch_tuned(d: Deployment) -> tuple[bool, str]:
         return False, f"the served τ = {r.temperature}, batch {r.batch_size} is not a cell of the grid (τ {taus} × batch {batches})"
     if not r.validation_ids:
         return False, "the record does not say which identities the grid was scored on"
-    if not d.training_ids:
-        return False, "the deployment does not record its training identities, so the validation split cannot be verified"
-    shared = len(r.validation_ids & d.training_ids)
-    if shared:
-        return False, (f"{shared} of the {len(r.validation_ids)} validation identities were in the training data: "
-                       "tune on a validation split carved out before training")
+    leak = _training_overlap(d, r.validation_ids, "validation", "tune on a validation split carved out before training")
+    if leak:
+        return False, leak
     best = max(r.grid, key=r.grid.get)
     gap = r.grid[best] - r.grid[served]
     text = (f"τ = {r.temperature}, batch {r.batch_size}: {r.metric} {r.grid[served]:.3f} on a {len(taus)} × {len(batches)} "
@@ -331,12 +339,10 @@ def check_thresholds(d: Deployment) -> tuple[bool, str]:
         return False, "no calibrated thresholds"
     if not t.calibration_ids:
         return False, "the thresholds do not record what they were calibrated on"
-    if not d.training_ids:
-        return False, "the deployment does not record its training identities"
-    shared = len(t.calibration_ids & d.training_ids)
-    if shared:
-        return False, (f"{shared} of the {len(t.calibration_ids)} calibration identities were in the training "
-                       "data: thresholds set on training identities are too optimistic; calibrate on held-out ones")
+    leak = _training_overlap(d, t.calibration_ids, "calibration", "thresholds set on training identities are too "
+                             "optimistic; calibrate on held-out ones")
+    if leak:
+        return False, leak
     names = ", ".join(f"{k} = {v:.3f}" for k, v in t.values.items())
     return True, f"{names}, calibrated on {len(t.calibration_ids):,} identities not used in training"
 
