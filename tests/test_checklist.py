@@ -280,3 +280,12 @@ def test_a_record_from_results_without_the_sweep_names_the_script(tmp_path):
     (tmp_path / "tau_batch.json").unlink()
     with pytest.raises(FileNotFoundError, match="tau_batch_sweep.py"):
         training_record_from_results(0.1, 64, {"x"}, results=tmp_path)
+
+
+def test_the_course_results_give_a_full_record_for_its_served_simclr(parts):
+    """The repository's results files build a record a notebook can pass in one line."""
+    record = training_record_from_results(0.2, 128, fingerprints(parts["val_x"]))
+    assert set(record.strategy_scores) == {"in-batch", "queue"}
+    taus, batches = {t for t, _ in record.grid}, {b for _, b in record.grid}
+    assert len(taus) >= 2 and len(batches) >= 2 and len(record.grid) == len(taus) * len(batches)
+    assert (0.2, 128) in record.grid
