@@ -33,7 +33,6 @@ the last batch size, never a seed of the others.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -49,6 +48,7 @@ from contrastive_lab.methods.clip import (build_clip, clip_settings, cross_modal
 from contrastive_lab.methods.siglip import build_siglip, train_siglip
 from contrastive_lab.profiles import get_profile
 from contrastive_lab.text import Tokenizer
+from sweep_files import add_sweep_options, read_comparable, write
 
 OUT = Path(__file__).resolve().parent / "results" / "siglip_batch_sizes.json"
 METRICS = ("zero-shot seen", "zero-shot held-out", "R@1 image→text", "R@1 text→image",
@@ -69,16 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default=None, help="quick or full (default: by device)")
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="epochs at every batch size (default: notebook 08's)")
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--merge", type=Path, nargs="+", default=None,
-                        help="join the runs of these results files into --out, training nothing")
+    add_sweep_options(parser, OUT)
     args = parser.parse_args()
     if args.merge:
-        parts = [json.loads(path.read_text()) for path in args.merge]
-        if len({(part["profile"], part["epochs"]) for part in parts}) != 1:
-            raise SystemExit("--merge: the files differ in profile or epochs; their runs are not comparable")
+        parts = read_comparable(args.merge, ("profile", "epochs"))
         runs = [run for part in parts for run in part["runs"]]
         write(args.out, {**parts[0], "runs": runs, "summary": summarize(runs)})
         return
@@ -151,14 +146,6 @@ def summarize(runs: list[dict]) -> list[dict]:
                                 **{m: {"mean": statistics.mean(r[m] for r in group), "min": min(r[m] for r in group),
                                        "max": max(r[m] for r in group)} for m in METRICS}})
     return summary
-
-
-def write(path: Path, record: dict) -> None:
-    """Write the results file whole or not at all (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The items that need a person are listed as questions: code cannot know whether y
 positive pairs mean what your users mean by "similar".
 
     deployment = Deployment(model=served, index=index, training_ids=fingerprints(train_x),
+                            training=training_record_from_results(0.2, 128, fingerprints(val_x)),
                             validation=HeldOutQueries(images, labels, gallery_labels, min_recall=0.8),
                             thresholds=Thresholds({"near_duplicate": 0.93}, fingerprints(val_x)),
                             monitor=DriftMonitor(reference, model_version=served.version),
@@ -15,21 +16,30 @@ positive pairs mean what your users mean by "similar".
     print(report(results))
 
 The checks, in order (see CHECKS):
-1. outputs are L2-normalised          (the served model's outputs on held-out images have length 1)
-2. projection head dropped            (no ProjectionHead / head / projector / predictor inside)
-3. index metric matches training      (cosine training ⇔ inner product or L2 over unit vectors)
-4. index version = model version      (and the same dimension)
-5. Recall@K and MRR tracked           (held-out queries, none seen in training, at or above their floors)
-6. thresholds calibrated on held-out  (calibration identities disjoint from training identities)
-7. drift monitor configured           (reference from the served model version, a sane alpha)
-8. domain fine-tuning recorded        (how the served model was adapted to its domain, from which base,
+1. negative strategy chosen           (in-batch, queue or hard-mined, the best of ≥ 2 compared on validation)
+2. τ and batch size tuned jointly     (the served (τ, batch) is the best cell of a τ × batch grid scored on
+                                       validation identities disjoint from the training identities)
+3. outputs are L2-normalised          (the served model's outputs on held-out images have length 1)
+4. projection head dropped            (no ProjectionHead / head / projector / predictor inside)
+5. index metric matches training      (cosine training ⇔ inner product or L2 over unit vectors)
+6. index version = model version      (and the same dimension)
+7. Recall@K and MRR tracked           (held-out queries, none seen in training, at or above their floors)
+8. thresholds calibrated on held-out  (calibration identities disjoint from training identities)
+9. drift monitor configured           (reference from the served model version, a sane alpha)
+10. domain fine-tuning recorded       (how the served model was adapted to its domain, from which base,
                                        on which data, and its held-out in-domain score before and after)
+The first item of the guide's list, positive pairs that mean what users mean, is a question
+for a person (QUESTIONS).
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -37,6 +47,7 @@ from .export import ExportedEncoder
 from .index import VectorIndex
 from .models import ProjectionHead
 from .monitoring import DriftMonitor
+from .spread import RESULTS_DIR, load_spread, values_of
 
 HEAD_NAMES = ("head", "projector", "projection_head", "predictor")
 
@@ -101,6 +112,38 @@ class FineTuningRecord:
     tuned_score: float
 
 
+NEGATIVE_STRATEGIES = ("in-batch", "queue", "hard-mined")
+
+
+@dataclass
+class TrainingRecord:
+    """How the served model was trained, and the validation comparisons that chose how.
+
+    negatives: the served model's negative strategy, one of NEGATIVE_STRATEGIES: "in-batch"
+        (the other views of the batch, SimCLR), "queue" (keys of earlier batches, MoCo) or
+        "hard-mined" (the most similar wrong items, best with a curriculum).
+    temperature, batch_size: the served model's τ and training batch size.
+    strategy_scores: {strategy: validation score} of the negative strategies compared when
+        choosing (≥ 2, the served one among them), e.g. {"in-batch": 0.48, "queue": 0.36}.
+    grid: {(τ, batch size): validation score} of the τ × batch sweep: every τ with every batch
+        size (≥ 2 values of each), the served (τ, batch) among the cells.
+    validation_ids: identities of the validation data the scores were measured on (e.g.
+        `fingerprints(val_x)`); none of them may be a training identity.
+    metric: what the scores are ("validation k-NN accuracy, mean over 3 seeds"); higher = better.
+    tolerance: how far below the grid's best cell the served cell may score and still count as
+        tuned (e.g. the spread over seeds, within which cells are a tie); 0 = it must be the best.
+    """
+
+    negatives: str
+    temperature: float
+    batch_size: int
+    strategy_scores: dict[str, float]
+    grid: dict[tuple[float, int], float]
+    validation_ids: set
+    metric: str = "validation score"
+    tolerance: float = 0.0
+
+
 @dataclass
 class Deployment:
     """Everything the checklist looks at.
@@ -108,7 +151,8 @@ class Deployment:
     model: the served model (`load_exported` / `ExportedEncoder`).
     index: the VectorIndex it queries.
     training_ids: identities of the training data (e.g. `fingerprints(train_x)`).
-    validation, thresholds, monitor, fine_tuning: may be None (the matching check then fails).
+    training: how the served model was trained and tuned (TrainingRecord).
+    validation, thresholds, monitor, fine_tuning, training: may be None (the matching check then fails).
     notes: answers to QUESTIONS by key ("positive_pairs", "alerts"), shown in the report.
     """
 
@@ -119,6 +163,7 @@ class Deployment:
     thresholds: Thresholds | None = None
     monitor: DriftMonitor | None = None
     fine_tuning: FineTuningRecord | None = None
+    training: TrainingRecord | None = None
     notes: dict[str, str] = field(default_factory=dict)
 
 
@@ -135,6 +180,75 @@ class CheckResult:
 @torch.no_grad()
 def _embed(model, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     return torch.cat([model(images[s:s + batch_size]).float() for s in range(0, len(images), batch_size)])
+
+
+def _training_overlap(d: Deployment, ids: set, what: str, fix: str) -> str | None:
+    """None when the identities `ids` share none with the deployment's training identities,
+    else why not ("12 of the 500 validation identities were in the training data: <fix>")."""
+    if not d.training_ids:
+        return "the deployment does not record its training identities"
+    shared = len(ids & d.training_ids)
+    if shared:
+        return f"{shared} of the {len(ids)} {what} identities were in the training data: {fix}"
+    return None
+
+
+NO_TRAINING_RECORD = ("no training record: record the served model's negative strategy, τ and batch size, the "
+                      "validation scores of ≥ 2 negative strategies and of a τ × batch grid, and the validation "
+                      "identities (TrainingRecord, or training_record_from_results)")
+
+
+def _scores(scores: dict[str, float]) -> str:
+    """'in-batch 0.484, queue 0.359': best first."""
+    return ", ".join(f"{key} {value:.3f}" for key, value in sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+def check_negative_strategy(d: Deployment) -> tuple[bool, str]:
+    r = d.training
+    if r is None:
+        return False, NO_TRAINING_RECORD
+    if r.negatives not in NEGATIVE_STRATEGIES:
+        return False, f"negative strategy {r.negatives!r} is none of {', '.join(NEGATIVE_STRATEGIES)}"
+    scores = r.strategy_scores
+    if len(scores) < 2 or r.negatives not in scores:
+        return False, (f"the served strategy {r.negatives!r} was not compared on validation with another one "
+                       f"(scores recorded for {sorted(scores) or 'none'}): score ≥ 2 strategies, the served one included")
+    best = max(scores, key=scores.get)
+    text = f"{r.metric}: {_scores(scores)}"
+    if scores[r.negatives] < scores[best]:
+        return False, (f"serves {r.negatives!r} but {best!r} scored {scores[best] - scores[r.negatives]:.3f} higher "
+                       f"({text})")
+    return True, f"{r.negatives!r}, the best of {len(scores)} strategies compared ({text})"
+
+
+def check_tau_batch_tuned(d: Deployment) -> tuple[bool, str]:
+    r = d.training
+    if r is None:
+        return False, NO_TRAINING_RECORD
+    taus, batches = sorted({t for t, _ in r.grid}), sorted({b for _, b in r.grid})
+    if len(taus) < 2 or len(batches) < 2:
+        return False, (f"the grid holds τ {taus} × batch {batches}: tune jointly, with ≥ 2 values of each "
+                       "(τ tuned at one batch size does not transfer to another)")
+    missing = [(t, b) for t in taus for b in batches if (t, b) not in r.grid]
+    if missing:
+        return False, f"the grid is not every τ with every batch size: {len(missing)} cells missing, e.g. {missing[0]}"
+    served = (r.temperature, r.batch_size)
+    if served not in r.grid:
+        return False, f"the served τ = {r.temperature}, batch {r.batch_size} is not a cell of the grid (τ {taus} × batch {batches})"
+    if not r.validation_ids:
+        return False, "the record does not say which identities the grid was scored on"
+    leak = _training_overlap(d, r.validation_ids, "validation", "tune on a validation split carved out before training")
+    if leak:
+        return False, leak
+    best = max(r.grid, key=r.grid.get)
+    gap = r.grid[best] - r.grid[served]
+    text = (f"τ = {r.temperature}, batch {r.batch_size}: {r.metric} {r.grid[served]:.3f} on a {len(taus)} × {len(batches)} "
+            f"grid, {len(r.validation_ids):,} validation identities disjoint from training")
+    if gap > r.tolerance:
+        return False, (f"{text}; the best cell is τ = {best[0]}, batch {best[1]} at {r.grid[best]:.3f}, "
+                       f"{gap:.3f} higher (tolerance {r.tolerance:.3f})")
+    where = "it is the best cell" if served == best else f"{gap:.3f} below the best (τ = {best[0]}, batch {best[1]}), within {r.tolerance:.3f}"
+    return True, f"{text}; {where}"
 
 
 def check_outputs_normalised(d: Deployment) -> tuple[bool, str]:
@@ -225,12 +339,10 @@ def check_thresholds(d: Deployment) -> tuple[bool, str]:
         return False, "no calibrated thresholds"
     if not t.calibration_ids:
         return False, "the thresholds do not record what they were calibrated on"
-    if not d.training_ids:
-        return False, "the deployment does not record its training identities"
-    shared = len(t.calibration_ids & d.training_ids)
-    if shared:
-        return False, (f"{shared} of the {len(t.calibration_ids)} calibration identities were in the training "
-                       "data: thresholds set on training identities are too optimistic; calibrate on held-out ones")
+    leak = _training_overlap(d, t.calibration_ids, "calibration", "thresholds set on training identities are too "
+                             "optimistic; calibrate on held-out ones")
+    if leak:
+        return False, leak
     names = ", ".join(f"{k} = {v:.3f}" for k, v in t.values.items())
     return True, f"{names}, calibrated on {len(t.calibration_ids):,} identities not used in training"
 
@@ -270,6 +382,8 @@ def check_fine_tuning(d: Deployment) -> tuple[bool, str]:
 
 
 CHECKS: tuple[tuple[str, Callable[[Deployment], tuple[bool, str]]], ...] = (
+    ("negative strategy chosen on validation", check_negative_strategy),
+    ("τ and batch size tuned jointly on identities disjoint from training", check_tau_batch_tuned),
     ("outputs are L2-normalised", check_outputs_normalised),
     ("projection head dropped", check_head_dropped),
     ("index metric matches training similarity", check_index_metric),
@@ -279,6 +393,34 @@ CHECKS: tuple[tuple[str, Callable[[Deployment], tuple[bool, str]]], ...] = (
     ("drift monitor configured", check_drift_monitor),
     ("domain fine-tuning recorded for the served model", check_fine_tuning),
 )
+
+
+def training_record_from_results(temperature: float, batch_size: int, validation_ids: set, *,
+                                 tolerance: float = 0.0, results: str | os.PathLike | None = None) -> TrainingRecord:
+    """The TrainingRecord of a served SimCLR model (in-batch negatives) trained at `temperature`
+    and `batch_size`, from the course's results files in `results` (benchmarks/results):
+
+    - seeds_06.json: SimCLR (in-batch) against MoCo (queue) at equal batch and steps, the
+      validation k-NN of notebook 06 on each seed → strategy_scores, the mean over seeds;
+    - tau_batch.json (benchmarks/tau_batch_sweep.py): SimCLR's validation k-NN on a τ × batch
+      grid → grid, the mean over seeds of each cell.
+
+    validation_ids: the identities of that validation split (`fingerprints(data.val_x)` of
+    `load_image_dataset(profile.dataset, …, n_val=profile.n_val)`); the files hold scores only.
+    tolerance: as in TrainingRecord (e.g. the spread over seeds of the best cell).
+    """
+    folder = Path(results or RESULTS_DIR)
+    spread = load_spread("06", folder)
+    strategies = {"in-batch": statistics.mean(values_of(spread, "validation, SimCLR batch 32")),
+                  "queue": statistics.mean(values_of(spread, "validation, MoCo kept m"))}
+    path = folder / "tau_batch.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no τ × batch sweep in {folder} ({path.name}): run "
+                                "OMP_NUM_THREADS=1 python benchmarks/tau_batch_sweep.py")
+    sweep = json.loads(path.read_text())
+    grid = {(cell["tau"], cell["batch"]): cell[sweep["metric"]]["mean"] for cell in sweep["summary"]}
+    return TrainingRecord("in-batch", temperature, batch_size, strategies, grid, set(validation_ids),
+                          metric="validation k-NN (mean over seeds)", tolerance=tolerance)
 
 
 def run_checklist(deployment: Deployment) -> list[CheckResult]:
@@ -304,5 +446,6 @@ def report(results: list[CheckResult], notes: dict[str, str] | None = None) -> s
     return "\n".join(lines)
 
 
-__all__ = ["Deployment", "HeldOutQueries", "Thresholds", "FineTuningRecord", "CheckResult", "CHECKS", "QUESTIONS",
-           "run_checklist", "report", "fingerprints", "retrieval_scores"]
+__all__ = ["Deployment", "HeldOutQueries", "Thresholds", "FineTuningRecord", "TrainingRecord", "CheckResult", "CHECKS",
+           "QUESTIONS", "NEGATIVE_STRATEGIES", "run_checklist", "report", "fingerprints", "retrieval_scores",
+           "training_record_from_results"]

@@ -134,3 +134,29 @@ def plot_spectrum(spectra: dict, ax=None, title: str | None = "singular-value sp
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+def plot_heatmap(values, rows, cols, ax=None, title: str | None = None, row_label: str = "",
+                 col_label: str = "", colorbar_label: str = "", fmt: str = "{:.3f}", notes=None):
+    """A grid of numbers as colours, each cell printed: values (R, C), rows (R,) and cols (C,)
+    the tick labels (e.g. τ down the side, batch size along the top). notes: (R, C) strings
+    printed under each number (a spread, a step count), or None."""
+    v = _np(values).astype(float)
+    if v.shape != (len(rows), len(cols)):
+        raise ValueError(f"values of shape {v.shape} do not fit {len(rows)} rows × {len(cols)} columns")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.4 * len(cols) + 2.2, 0.7 * len(rows) + 1.4))
+    im = ax.imshow(v, cmap="viridis", aspect="auto")
+    middle = (np.nanmin(v) + np.nanmax(v)) / 2
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            text = fmt.format(v[i, j]) + (f"\n{notes[i][j]}" if notes is not None else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if v[i, j] > middle else "white")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.figure.colorbar(im, ax=ax, label=colorbar_label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
