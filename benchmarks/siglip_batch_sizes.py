@@ -17,7 +17,7 @@ benchmarks/results/siglip_batch_sizes.json, which notebook 08 loads and plots. T
 rewritten after every run, so an interrupted sweep keeps what it finished. Two sweeps run
 side by side (on two cores) are joined with --merge, which trains nothing:
 
-    OMP_NUM_THREADS=1 python benchmarks/siglip_batch_sizes.py --epochs 4 --batches 8 128 32   # notebook 08 loads its 8 and 128
+    OMP_NUM_THREADS=1 python benchmarks/siglip_batch_sizes.py --epochs 4 --batches 8 128 32   # what notebook 08 loads
     OMP_NUM_THREADS=1 python benchmarks/siglip_batch_sizes.py --epochs 4 --batches 8 --out /tmp/a.json &
     OMP_NUM_THREADS=1 python benchmarks/siglip_batch_sizes.py --epochs 4 --batches 32 128 --out /tmp/b.json
     python benchmarks/siglip_batch_sizes.py --merge /tmp/a.json /tmp/b.json
@@ -25,9 +25,8 @@ side by side (on two cores) are joined with --merge, which trains nothing:
 
 --epochs defaults to the notebook's (8 on the quick profile); at batch 8 one such run is
 10,000 steps, several minutes on one CPU core, so the stored results use 4 epochs (5,000
-steps at batch 8, 312 at 128). Batches 8 and 128, 3 seeds × 2 losses each, took 470 s of
-one core's CPU time (41 min of wall time on 2 cores shared with load 15-22, so the sweep was
-stopped before batch 32). Batches run in the order given, so an interrupted sweep loses
+steps at batch 8, 1,248 at 32, 312 at 128). Batches 8 and 128 (3 seeds × 2 losses)
+ran as one sweep and batch 32 as a second, joined with --merge. Batches run in the order given, so an interrupted sweep loses
 the last batch size, never a seed of the others.
 """
 from __future__ import annotations
