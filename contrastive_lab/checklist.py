@@ -396,7 +396,8 @@ CHECKS: tuple[tuple[str, Callable[[Deployment], tuple[bool, str]]], ...] = (
 
 
 def training_record_from_results(temperature: float, batch_size: int, validation_ids: set, *,
-                                 tolerance: float = 0.0, results: str | os.PathLike | None = None) -> TrainingRecord:
+                                 tolerance: float | None = None,
+                                 results: str | os.PathLike | None = None) -> TrainingRecord:
     """The TrainingRecord of a served SimCLR model (in-batch negatives) trained at `temperature`
     and `batch_size`, from the course's results files in `results` (benchmarks/results):
 
@@ -407,7 +408,9 @@ def training_record_from_results(temperature: float, batch_size: int, validation
 
     validation_ids: the identities of that validation split (`fingerprints(data.val_x)` of
     `load_image_dataset(profile.dataset, …, n_val=profile.n_val)`); the files hold scores only.
-    tolerance: as in TrainingRecord (e.g. the spread over seeds of the best cell).
+    tolerance: as in TrainingRecord; None (the default) takes the spread over seeds of the
+      grid's best cell (its highest minus its lowest seed): a served cell closer to the best
+      than the best cell's own seed-to-seed spread is a tie with it, not a worse choice.
     """
     folder = Path(results or RESULTS_DIR)
     spread = load_spread("06", folder)
@@ -419,6 +422,9 @@ def training_record_from_results(temperature: float, batch_size: int, validation
                                 "OMP_NUM_THREADS=1 python benchmarks/tau_batch_sweep.py")
     sweep = json.loads(path.read_text())
     grid = {(cell["tau"], cell["batch"]): cell[sweep["metric"]]["mean"] for cell in sweep["summary"]}
+    if tolerance is None:
+        best = max(sweep["summary"], key=lambda cell: cell[sweep["metric"]]["mean"])[sweep["metric"]]
+        tolerance = best["max"] - best["min"]
     return TrainingRecord("in-batch", temperature, batch_size, strategies, grid, set(validation_ids),
                           metric="validation k-NN (mean over seeds)", tolerance=tolerance)
 

@@ -269,6 +269,7 @@ def test_a_record_built_from_the_results_files_holds_their_means(tmp_path, healt
     assert record.negatives == "in-batch" and (record.temperature, record.batch_size) == (0.1, 64)
     assert record.strategy_scores == pytest.approx({"in-batch": 0.4, "queue": 0.2})
     assert record.grid == GRID
+    assert record.tolerance == pytest.approx(0.02)          # by default, the best cell's spread over seeds
     deployment = dataclasses.replace(healthy, training=record)
     assert result(deployment, NEGATIVES).passed and result(deployment, TAU_BATCH).passed
     off_best = training_record_from_results(0.5, 32, fingerprints(parts["val_x"]), results=tmp_path)
