@@ -142,6 +142,18 @@ def test_the_head_gives_cosines_and_the_teacher_starts_as_a_frozen_copy():
     assert torch.equal(model.center, torch.zeros(16))
 
 
+def test_the_head_with_batch_norm_still_gives_cosines_and_centres_the_hidden_layers():
+    head = DINOHead(8, out_dim=5, hidden_dim=6, bottleneck_dim=3, batch_norm=True)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in head.mlp) == 2
+    x = torch.rand(10, 8, generator=torch.Generator().manual_seed(0)) + 5      # features far from 0, like ReLU outputs
+    out = head(x)
+    assert out.shape == (10, 5) and out.abs().max() <= 1 + 1e-6
+    hidden = head.mlp[:2](x)                                                 # first Linear, then BatchNorm (train mode)
+    torch.testing.assert_close(hidden.mean(0), torch.zeros(6), atol=1e-5, rtol=0)
+    model = DINO(make_encoder(TOY), out_dim=16, hidden_dim=16, bottleneck_dim=8, head_batch_norm=True)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.teacher.head.mlp)
+
+
 def test_the_center_is_an_ema_of_the_teachers_batch_mean():
     model = toy_dino()
     model.center_momentum = 0.75

@@ -47,14 +47,21 @@ from .views import train_on_views
 class DINOHead(nn.Module):
     """(N, in_dim) → (N, out_dim) cosines: a 3-layer MLP to a bottleneck, L2-normalized, then
     scored against out_dim unit-length prototype rows (DINO's weight-normalised last layer
-    with its norm fixed at 1)."""
+    with its norm fixed at 1).
 
-    def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 256, bottleneck_dim: int = 64):
+    batch_norm: a BatchNorm after each hidden layer of the MLP (the reference code's
+    `use_bn_in_head`). A small CNN's pooled features point in nearly one direction for every
+    image (they are ReLU outputs); the BatchNorm centres them over the batch, so the
+    teacher's outputs differ between images from the first step."""
+
+    def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 256, bottleneck_dim: int = 64,
+                 batch_norm: bool = False):
         super().__init__()
         if min(in_dim, out_dim, hidden_dim, bottleneck_dim) < 1:
             raise ValueError("DINOHead sizes must be positive")
-        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
-                                 nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
+        norm = (lambda: nn.BatchNorm1d(hidden_dim)) if batch_norm else nn.Identity
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden_dim), norm(), nn.GELU(), nn.Linear(hidden_dim, hidden_dim),
+                                 norm(), nn.GELU(), nn.Linear(hidden_dim, bottleneck_dim))
         self.prototypes = nn.Parameter(torch.randn(out_dim, bottleneck_dim) / math.sqrt(bottleneck_dim))
         self.out_dim = out_dim
 
@@ -80,6 +87,7 @@ class DINO(nn.Module):
         encoder: images → (N, feature_dim) features (exposes `feature_dim`).
         out_dim: K, the number of outputs the softmax runs over (the paper: 65,536).
         hidden_dim, bottleneck_dim: the head's MLP.
+        head_batch_norm: BatchNorm in the head's MLP (`DINOHead(batch_norm=...)`).
         momentum: the teacher's EMA momentum (the paper: 0.996 rising to 1 over a long run).
         center_momentum: the centre's EMA momentum (the paper: 0.9).
         student_temperature, teacher_temperature: the paper's 0.1 and 0.04; a teacher
@@ -89,7 +97,7 @@ class DINO(nn.Module):
 
     def __init__(self, encoder: nn.Module, out_dim: int = 256, hidden_dim: int = 256, bottleneck_dim: int = 64,
                  momentum: float = 0.996, center_momentum: float = 0.9, student_temperature: float = 0.1,
-                 teacher_temperature: float = 0.04):
+                 teacher_temperature: float = 0.04, head_batch_norm: bool = False):
         super().__init__()
         for name, value in (("momentum", momentum), ("center_momentum", center_momentum)):
             if not 0.0 <= value <= 1.0:
@@ -98,7 +106,8 @@ class DINO(nn.Module):
                             ("teacher_temperature", teacher_temperature)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
-        self.student = DINONetwork(encoder, DINOHead(encoder.feature_dim, out_dim, hidden_dim, bottleneck_dim))
+        self.student = DINONetwork(encoder, DINOHead(encoder.feature_dim, out_dim, hidden_dim, bottleneck_dim,
+                                                              head_batch_norm))
         self.teacher = frozen_copy(self.student)
         self.register_buffer("center", torch.zeros(out_dim))
         self.momentum, self.center_momentum = momentum, center_momentum
