@@ -41,7 +41,8 @@ def check_unmasked_bug(nt_xent_unmasked, caught_at_init, floor) -> None:
                              "logit (cos = 1 for both), so the twin gets at most half the softmax. "
                              "The loss can then not go below −log(1/2)")
     passed("the loss at init does not catch this bug. Its trace is elsewhere: the buggy loss can never go "
-           "below ln 2 ≈ 0.69, because the view itself always takes at least half the softmax — a loss "
+           "below ln 2 ≈ 0.69, because the view's own logit (cosine 1, the largest possible) stays in the "
+           "denominator, so the twin can take at most half the softmax — a loss "
            "that will not go below a round number is a clue worth checking")
 
 
