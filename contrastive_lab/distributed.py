@@ -237,8 +237,7 @@ def sync_batchnorm(module: nn.Module, device: torch.device | str) -> nn.Module:
     """
     if torch.device(device).type != "cuda":
         raise WorldError("SyncBatchNorm runs on CUDA GPUs only (PyTorch raises on CPU tensors); "
-                         "on CPU processes use global_batchnorm (GlobalBatchNorm: what the CLI's --sync-bn uses), or train without "
-                         "global statistics: each process then normalises over its own batch")
+                         "on the CPU train without it: each process normalises over its own batch")
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
